@@ -1,0 +1,64 @@
+"""tinygrad_bp: a small NumPy autograd. Record the graph, generate the backward pass.
+
+>>> import tinygrad_bp as tg
+>>> w = tg.tensor([[0.5], [-1.0]], requires_grad=True)
+>>> loss = (tg.tensor([[1.0, 2.0]]) @ w).tanh().sum()
+>>> loss.backward()
+>>> w.grad.shape
+(2, 1)
+"""
+
+from ._config import get_default_dtype, get_rng, manual_seed, set_default_dtype
+from ._grad_mode import enable_grad, is_grad_enabled, no_grad
+from .function import Function
+from .tensor import (
+    Tensor,
+    arange,
+    concatenate,
+    eye,
+    full,
+    grad,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    pad,
+    rand,
+    randn,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function",
+    "Tensor",
+    "arange",
+    "concatenate",
+    "enable_grad",
+    "eye",
+    "full",
+    "get_default_dtype",
+    "get_rng",
+    "grad",
+    "is_grad_enabled",
+    "manual_seed",
+    "maximum",
+    "minimum",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "pad",
+    "rand",
+    "randn",
+    "set_default_dtype",
+    "stack",
+    "tensor",
+    "where",
+    "zeros",
+    "zeros_like",
+]

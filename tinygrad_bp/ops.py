@@ -1,0 +1,549 @@
+"""Every primitive operation: its NumPy forward and its derivative, side by side.
+
+Backward passes are written with Tensor operations (never raw arrays of values that
+depend on the inputs), so that `create_graph=True` records them and gradients of any
+order come for free. Each returns gradients in the broadcast output shape; the engine
+sums them back to each input's shape (`sum_to`), once, for every op.
+
+Piecewise-constant things (masks, indices, shapes) may be plain NumPy arrays: their
+derivative is zero almost everywhere, so treating them as constants is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._special import erf
+from .function import Function
+
+# ---------------------------------------------------------------------------------------
+# Elementwise ops with one input: one row each, (forward, derivative), as in PyTorch's
+# derivatives.yaml. `derivative(x, y, **params)` gets the input and output Tensors.
+# ---------------------------------------------------------------------------------------
+
+
+class Elementwise(Function):
+    """y = f(x) elementwise; dy/dx = f'(x), given by the row's `derivative`."""
+
+    f: Callable[..., np.ndarray]
+    derivative: Callable[..., Any]
+
+    def forward(self, x, **params):
+        self.params = params
+        return type(self).f(x, **params)
+
+    def backward(self, grad, out):
+        return grad * type(self).derivative(self.inputs[0], out, **self.params)
+
+
+def _elementwise(name: str, f: Callable, derivative: Callable, doc: str) -> type:
+    return type(
+        name, (Elementwise,), {"f": f, "derivative": derivative, "__doc__": doc}
+    )
+
+
+def _sigmoid(x):
+    # exp of a non-positive number only: no overflow for any x
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def _softplus(x):
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_derivative(x, y, alpha):
+    positive = x.data > 0
+    return (y + alpha) * ~positive + positive
+
+
+_SQRT1_2 = 1 / math.sqrt(2)
+_SQRT_2_PI = math.sqrt(2 / math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + erf(x * _SQRT1_2))
+
+
+def _gelu_derivative(x, y):
+    # Phi(x) + x * phi(x), with Phi the normal CDF and phi its density
+    return 0.5 * (1 + (x * _SQRT1_2).erf()) + x * (x * x * -0.5).exp() * _INV_SQRT_2PI
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + _GELU_CUBIC * x**3)))
+
+
+def _gelu_tanh_derivative(x, y):
+    t = ((x + x * x * x * _GELU_CUBIC) * _SQRT_2_PI).tanh()
+    du = (1 + x * x * (3 * _GELU_CUBIC)) * _SQRT_2_PI
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+
+
+Exp = _elementwise("Exp", np.exp, lambda x, y: y, "y = exp(x); dy/dx = y")
+Log = _elementwise("Log", np.log, lambda x, y: 1 / x, "y = log(x); dy/dx = 1/x")
+Sqrt = _elementwise(
+    "Sqrt", np.sqrt, lambda x, y: 0.5 / y, "y = sqrt(x); dy/dx = 1/(2y)"
+)
+Abs = _elementwise(
+    "Abs", np.abs, lambda x, y: np.sign(x.data), "y = |x|; dy/dx = sign(x)"
+)
+Sin = _elementwise("Sin", np.sin, lambda x, y: x.cos(), "y = sin(x); dy/dx = cos(x)")
+Cos = _elementwise("Cos", np.cos, lambda x, y: -x.sin(), "y = cos(x); dy/dx = -sin(x)")
+Tanh = _elementwise(
+    "Tanh", np.tanh, lambda x, y: 1 - y * y, "y = tanh(x); dy/dx = 1-y²"
+)
+Sigmoid = _elementwise(
+    "Sigmoid", _sigmoid, lambda x, y: y * (1 - y), "y = σ(x); dy/dx = y(1-y)"
+)
+Softplus = _elementwise(
+    "Softplus", _softplus, lambda x, y: x.sigmoid(), "y = log(1+eˣ); dy/dx = σ(x)"
+)
+Silu = _elementwise(
+    "Silu",
+    lambda x: x * _sigmoid(x),
+    lambda x, y: x.sigmoid() * (1 + x * (1 - x.sigmoid())),
+    "y = x σ(x); dy/dx = σ(x)(1 + x(1-σ(x)))",
+)
+Relu = _elementwise(
+    "Relu",
+    lambda x: np.maximum(x, 0),
+    lambda x, y: x.data > 0,
+    "y = max(x, 0); dy/dx = [x>0]",
+)
+LeakyRelu = _elementwise(
+    "LeakyRelu",
+    lambda x, slope: np.where(x > 0, x, x * slope),
+    lambda x, y, slope: np.where(x.data > 0, 1, slope).astype(x.dtype),
+    "y = x if x > 0 else slope*x; dy/dx = 1 or slope",
+)
+Elu = _elementwise(
+    "Elu", _elu, _elu_derivative, "y = x if x > 0 else α(eˣ-1); dy/dx = 1 or y+α"
+)
+Gelu = _elementwise(
+    "Gelu", _gelu, _gelu_derivative, "y = x Φ(x) (exact erf); dy/dx = Φ(x) + x φ(x)"
+)
+GeluTanh = _elementwise(
+    "GeluTanh",
+    _gelu_tanh,
+    _gelu_tanh_derivative,
+    "y = x/2 (1 + tanh(√(2/π)(x + 0.044715x³))); dy/dx by the chain rule",
+)
+Erf = _elementwise(
+    "Erf",
+    erf,
+    lambda x, y: (x * x * -1).exp() * (2 / math.sqrt(math.pi)),
+    "y = erf(x); dy/dx = 2/√π exp(-x²)",
+)
+Clip = _elementwise(
+    "Clip",
+    lambda x, lo, hi: np.clip(x, lo, hi),
+    lambda x, y, lo, hi: (x.data >= lo) & (x.data <= hi),
+    "y = min(max(x, lo), hi); dy/dx = [lo <= x <= hi] (as torch.clamp)",
+)
+
+
+class Cast(Function):
+    """y = x as another dtype; dx = dy cast back."""
+
+    def forward(self, x, dtype):
+        return x.astype(dtype)
+
+    def backward(self, grad, out):
+        return grad.astype(self.inputs[0].dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# Binary arithmetic (NumPy broadcasting; the engine un-broadcasts the gradients)
+# ---------------------------------------------------------------------------------------
+
+
+class Neg(Function):
+    """y = -x; dy/dx = -1"""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad, out):
+        return -grad
+
+
+class Add(Function):
+    """z = a + b; dz/da = dz/db = 1"""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad, out):
+        return grad, grad
+
+
+class Sub(Function):
+    """z = a - b; dz/da = 1, dz/db = -1"""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad, out):
+        return grad, (-grad if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """z = a*b; dz/da = b, dz/db = a"""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, grad, out):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (grad * b if need_a else None), (grad * a if need_b else None)
+
+
+class Div(Function):
+    """z = a/b; dz/da = 1/b, dz/db = -a/b² = -z/b"""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, grad, out):
+        b = self.inputs[1]
+        grad_a = grad / b
+        return grad_a, (-grad_a * out if self.needs_input_grad[1] else None)
+
+
+class Pow(Function):
+    """z = a**b; dz/da = b a**(b-1), dz/db = z log(a)"""
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, grad, out):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad * b * a ** (b - 1) if need_a else None
+        grad_b = grad * out * a.log() if need_b else None
+        return grad_a, grad_b
+
+
+def _tie_weights(a, b, a_wins):
+    # 1 where a wins, 0 where b wins, 1/2 on a tie: the gradient is split evenly
+    return np.where(a == b, 0.5, a_wins).astype(np.result_type(a, b))
+
+
+class Maximum(Function):
+    """z = max(a, b); dz/da = [a > b] (1/2 on ties), dz/db = [b > a] (1/2 on ties)"""
+
+    def forward(self, a, b):
+        return np.maximum(a, b)
+
+    def backward(self, grad, out):
+        a, b = (t.data for t in self.inputs)
+        to_a = _tie_weights(a, b, a > b)
+        return grad * to_a, grad * (1 - to_a)
+
+
+class Minimum(Function):
+    """z = min(a, b); dz/da = [a < b] (1/2 on ties), dz/db = [b < a] (1/2 on ties)"""
+
+    def forward(self, a, b):
+        return np.minimum(a, b)
+
+    def backward(self, grad, out):
+        a, b = (t.data for t in self.inputs)
+        to_a = _tie_weights(a, b, a < b)
+        return grad * to_a, grad * (1 - to_a)
+
+
+class Where(Function):
+    """z = a where cond else b; dz/da = [cond], dz/db = [not cond]"""
+
+    def forward(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    def backward(self, grad, out):
+        cond = self.inputs[0].data.astype(bool)
+        _, need_a, need_b = self.needs_input_grad
+        return (
+            None,
+            (grad * cond if need_a else None),
+            (grad * ~cond if need_b else None),
+        )
+
+
+class MatMul(Function):
+    """Z = A @ B (as np.matmul); dZ/dA = G @ Bᵀ, dZ/dB = Aᵀ @ G"""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(
+                f"matmul: both operands need at least one dimension, got shapes "
+                f"{a.shape} and {b.shape}"
+            )
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                f"{a.shape[-1]} (last axis of the first) != "
+                f"{b.shape[-2 if b.ndim > 1 else 0]} (rows of the second)"
+            )
+        return a @ b
+
+    def backward(self, grad, out):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2:  # the hot path
+            return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
+        # Promote 1-D operands to matrices as np.matmul does, then drop the added axis.
+        if a.ndim == 1:
+            a, grad = a.reshape(1, -1), grad.unsqueeze(-2)
+        if b.ndim == 1:
+            b, grad = b.reshape(-1, 1), grad.unsqueeze(-1)
+        grad_a = grad @ b.swapaxes(-1, -2) if need_a else None
+        grad_b = a.swapaxes(-1, -2) @ grad if need_b else None
+        if self.inputs[0].ndim == 1 and need_a:
+            grad_a = grad_a.squeeze(-2)
+        if self.inputs[1].ndim == 1 and need_b:
+            grad_b = grad_b.squeeze(-1)
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------
+
+
+def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    """The shape a reduction over `axis` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """y = Σ x over axis; dy/dx = 1 (the gradient is broadcast back)"""
+
+    def forward(self, x, axis=None, keepdims=False):
+        out = np.sum(x, axis=axis, keepdims=keepdims)
+        self.kept_shape = _kept_shape(x.shape, axis)
+        return out
+
+    def backward(self, grad, out):
+        return grad.reshape(self.kept_shape).expand(*self.inputs[0].shape)
+
+
+class _Extremum(Function):
+    """y = max (min) of x over axis; the gradient is split evenly among tied elements."""
+
+    reduce: Callable[..., np.ndarray]
+
+    def forward(self, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ValueError(
+                f"{self.name}: cannot reduce an empty array of shape {x.shape}"
+            )
+        extremum = type(self).reduce(x, axis=axis, keepdims=True)
+        self.kept_shape = extremum.shape
+        winners = x == extremum
+        self.weights = winners / winners.sum(axis=axis, keepdims=True, dtype=x.dtype)
+        return extremum if keepdims else np.squeeze(extremum, axis=axis)
+
+    def backward(self, grad, out):
+        return grad.reshape(self.kept_shape) * self.weights
+
+
+class Max(_Extremum):
+    """y = max of x over axis; dy/dx = 1/k on each of the k maxima, 0 elsewhere"""
+
+    reduce = np.max
+
+
+class Min(_Extremum):
+    """y = min of x over axis; dy/dx = 1/k on each of the k minima, 0 elsewhere"""
+
+    reduce = np.min
+
+
+def _logsumexp(x, axis):
+    """log Σ exp(x) over axis, kept dims, computed as m + log Σ exp(x - m) so no exp overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) rows: leave them to exp/log
+    return np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+
+
+class LogSumExp(Function):
+    """y = log Σ exp(x) over axis; dy/dx = exp(x - y) = softmax(x)"""
+
+    def forward(self, x, axis=None, keepdims=False):
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer
+            out = _logsumexp(x, axis)
+        self.kept_shape = out.shape
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    def backward(self, grad, out):
+        out = out.reshape(self.kept_shape)
+        return grad.reshape(self.kept_shape) * (self.inputs[0] - out).exp()
+
+
+class Softmax(Function):
+    """y = exp(x) / Σ exp(x) along axis; dx = y (g - Σ g y)"""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+    def backward(self, grad, out):
+        return out * (grad - (grad * out).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x) along axis; dx = g - exp(y) Σ g"""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        with np.errstate(divide="ignore"):
+            return x - _logsumexp(x, axis)
+
+    def backward(self, grad, out):
+        return grad - out.exp() * grad.sum(axis=self.axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Shape ops, in adjoint pairs: each one's backward is its partner
+# ---------------------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    """y = x reshaped; dx = dy reshaped back"""
+
+    def forward(self, x, shape):
+        return x.reshape(shape)
+
+    def backward(self, grad, out):
+        return grad.reshape(self.inputs[0].shape)
+
+
+class Transpose(Function):
+    """y = x with axes permuted; dx = dy with the inverse permutation"""
+
+    def forward(self, x, axes=None):
+        self.axes = axes
+        return np.transpose(x, axes)
+
+    def backward(self, grad, out):
+        if self.axes is None:
+            return grad.transpose()
+        return grad.transpose(*np.argsort(self.axes).tolist())
+
+
+class Expand(Function):
+    """y = x broadcast to shape; dx = dy summed back (by the engine's sum_to)"""
+
+    def forward(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def backward(self, grad, out):
+        return grad
+
+
+def sum_to_shape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a broadcast array back to `shape`: the adjoint of broadcasting."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+    )
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+
+
+class SumTo(Function):
+    """y = x summed to a shape it broadcasts from; dx = dy broadcast back"""
+
+    def forward(self, x, shape):
+        return sum_to_shape(x, shape)
+
+    def backward(self, grad, out):
+        return grad.expand(*self.inputs[0].shape)
+
+
+def _is_basic(index) -> bool:
+    """True for an index of ints, slices, None and Ellipsis only (no repeated elements)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
+        for i in items
+    )
+
+
+class GetItem(Function):
+    """y = x[index]; dx = zeros with dy added at index (repeated indices accumulate)"""
+
+    def forward(self, x, index):
+        self.index = index
+        return x[index]
+
+    def backward(self, grad, out):
+        return ScatterAdd.apply(grad, index=self.index, shape=self.inputs[0].shape)
+
+
+class ScatterAdd(Function):
+    """y = zeros(shape) with x added at index; dx = dy[index]"""
+
+    def forward(self, x, index, shape):
+        self.index = index
+        out = np.zeros(shape, dtype=x.dtype)
+        if _is_basic(index):
+            out[index] = x
+        else:
+            np.add.at(out, index, x)
+        return out
+
+    def backward(self, grad, out):
+        return grad[self.index]
+
+
+class Concatenate(Function):
+    """y = the inputs joined along axis; each input's gradient is its slice of dy"""
+
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad, out):
+        axis = self.axis % grad.ndim
+        grads, start = [], 0
+        for x, need in zip(self.inputs, self.needs_input_grad):
+            stop = start + x.shape[axis]
+            grads.append(
+                grad[(slice(None),) * axis + (slice(start, stop),)] if need else None
+            )
+            start = stop
+        return tuple(grads)
+
+
+class Pad(Function):
+    """y = x with constant borders; dx = the interior slice of dy"""
+
+    def forward(self, x, pad_width, value=0):
+        self.pad_width = pad_width
+        return np.pad(x, pad_width, constant_values=value)
+
+    def backward(self, grad, out):
+        return grad[
+            tuple(
+                slice(lo, lo + n)
+                for (lo, _), n in zip(self.pad_width, self.inputs[0].shape)
+            )
+        ]

@@ -1,0 +1,775 @@
+"""Tensor: an array that remembers how it was computed, so its gradient can be derived.
+
+Every differentiable method is one line that hands an op from `ops` to `Tensor._apply`,
+the single place where operands are normalised, the forward pass runs and the graph is
+linked. `Tensor.backward` and `grad` hand the graph to the engine in `autograd`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _config, ops
+from ._grad_mode import _State
+from .autograd import backprop
+from .function import Function
+
+Shape = tuple[int, ...]
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Convert user data to a new array: NumPy keeps its dtype, Python floats get the default."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (np.ndarray, np.generic)):
+        return np.array(data, dtype=dtype)
+    array = np.array(data, dtype=dtype)
+    if dtype is None and array.dtype == np.float64:
+        array = array.astype(_config.get_default_dtype())
+    if array.dtype == object:
+        raise TypeError(
+            f"cannot make a Tensor from {type(data).__name__}: {data!r:.80} "
+            "(expected a number, a nested list of numbers, an array or a Tensor)"
+        )
+    return array
+
+
+def _check_grad_dtype(dtype: np.dtype) -> None:
+    if dtype.kind != "f":
+        raise TypeError(
+            f"only floating-point tensors can require gradients, got dtype {dtype}"
+        )
+
+
+def _shape_arg(shape: tuple) -> Shape:
+    """Accept both f(2, 3) and f((2, 3)), as NumPy and PyTorch users write either."""
+    if len(shape) == 1 and isinstance(shape[0], Sequence):
+        shape = tuple(shape[0])
+    return tuple(int(n) for n in shape)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    >>> import tinygrad_bp as tg
+    >>> x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    Tensor([2., 4., 6.])
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_hooks",
+        "_requires_grad",
+        "_retains_grad",
+        "data",
+        "grad",
+        "grad_fn",
+    )
+    # `==` is elementwise, so Tensors hash by identity: the engine keys dicts by tensor.
+    __hash__ = object.__hash__
+    # Make NumPy hand `array + tensor` to Tensor.__radd__ instead of looping over it.
+    __array_ufunc__ = None
+
+    data: np.ndarray
+    grad: Tensor | None
+    grad_fn: Function | None
+
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None
+    ) -> None:
+        self.data = _as_array(data, dtype)
+        if requires_grad:
+            _check_grad_dtype(self.data.dtype)
+        self.grad = None
+        self.grad_fn = None
+        self._requires_grad = bool(requires_grad)
+        self._retains_grad = False
+        self._hooks: list[Callable] = []
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, grad_fn: Function | None = None) -> Tensor:
+        """A Tensor around an array the library just computed (no copy, no checks)."""
+        t = object.__new__(cls)
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.grad = None
+        t.grad_fn = grad_fn
+        t._requires_grad = grad_fn is not None
+        t._retains_grad = False
+        t._hooks = []
+        return t
+
+    @staticmethod
+    def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
+        """Run `op` on Tensors (or scalars/arrays, made constants) and record the node."""
+        fn = op()
+        inputs = args if all(type(a) is Tensor for a in args) else _operands(args)
+        try:
+            data = fn.forward(*[t.data for t in inputs], **params)
+        except ValueError as error:
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise ValueError(f"{fn.name} on shapes {shapes}: {error}") from None
+        if _State.enabled:
+            needs = tuple(t._requires_grad for t in inputs)
+            if True in needs:
+                fn.inputs = inputs
+                fn.needs_input_grad = needs
+                return Tensor._wrap(data, fn)
+        return Tensor._wrap(data)
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to (and, for a leaf, accumulate in) this tensor."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Set `requires_grad` on a leaf in place and return it.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2).requires_grad_().requires_grad
+        True
+        """
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "requires_grad can only be changed on leaf tensors; use .detach() to "
+                "get a leaf from a computed tensor"
+            )
+        if flag:
+            _check_grad_dtype(self.data.dtype)
+        self._requires_grad = bool(flag)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user created, False for results of recorded ops."""
+        return self.grad_fn is None
+
+    @property
+    def shape(self) -> Shape:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def T(self) -> Tensor:
+        """The tensor with its axes reversed (`transpose()`)."""
+        return self.transpose()
+
+    # ---------------------------------------------------------------- conversions
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a tensor with one element, got shape {self.shape}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """The values as (nested) Python lists."""
+        return self.data.tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if dtype is not None and dtype != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.data.dtype not in (np.float32, np.int64, np.bool_):
+            extras.append(f"dtype={self.data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return f"Tensor({', '.join([body, *extras])})"
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor cast to `dtype` (differentiable between floating dtypes)."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if self._requires_grad:
+            _check_grad_dtype(dtype)
+        return self._apply(ops.Cast, self, dtype=dtype)
+
+    # ------------------------------------------------------------------- autograd
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool = False,
+        create_graph: bool = False,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) · gradient into `.grad` of every leaf that requires grad.
+
+        `gradient` (dL/dself) may be omitted only when self has one element.
+        """
+        seed = _seed(self, gradient, "backward()")
+        backprop([self], [seed], retain_graph or create_graph, create_graph)
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor during backward."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+
+    def register_hook(
+        self, hook: Callable[[Tensor], Tensor | None]
+    ) -> Callable[[], None]:
+        """Call `hook(grad)` when this tensor's gradient is computed; a returned Tensor
+        replaces the gradient. Returns a function that removes the hook.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
+        >>> _ = x.register_hook(lambda g: g * 10)
+        >>> (x * x).sum().backward(); x.grad
+        Tensor([20., 40.])
+        """
+        if not self._requires_grad:
+            raise RuntimeError(
+                "cannot register a hook on a tensor that does not require grad"
+            )
+        self._hooks.append(hook)
+        return lambda: self._hooks.remove(hook)
+
+    # ----------------------------------------------------------------- arithmetic
+    def __add__(self, other: Any) -> Tensor:
+        return self._apply(ops.Add, self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._apply(ops.Add, other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self._apply(ops.Sub, self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._apply(ops.Sub, other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self._apply(ops.Mul, self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._apply(ops.Mul, other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self._apply(ops.Div, self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._apply(ops.Div, other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return self._apply(ops.Pow, self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return self._apply(ops.Pow, other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self._apply(ops.MatMul, self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._apply(ops.MatMul, other, self)
+
+    def __neg__(self) -> Tensor:
+        return self._apply(ops.Neg, self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    # ------------------------------------------------- comparisons (no gradient)
+    def _compare(self, compare: Callable, other: Any) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(np.asarray(compare(self.data, other)))
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(np.less, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(np.less_equal, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(np.greater, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(np.greater_equal, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(np.equal, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(np.not_equal, other)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the largest element (over the flattened tensor when axis is None)."""
+        return Tensor._wrap(
+            np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims))
+        )
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the smallest element (over the flattened tensor when axis is None)."""
+        return Tensor._wrap(
+            np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims))
+        )
+
+    # ---------------------------------------------------------------- elementwise
+    def exp(self) -> Tensor:
+        return self._apply(ops.Exp, self)
+
+    def log(self) -> Tensor:
+        return self._apply(ops.Log, self)
+
+    def sqrt(self) -> Tensor:
+        return self._apply(ops.Sqrt, self)
+
+    def abs(self) -> Tensor:
+        return self._apply(ops.Abs, self)
+
+    def sin(self) -> Tensor:
+        return self._apply(ops.Sin, self)
+
+    def cos(self) -> Tensor:
+        return self._apply(ops.Cos, self)
+
+    def tanh(self) -> Tensor:
+        return self._apply(ops.Tanh, self)
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-x)), computed without overflow for any x."""
+        return self._apply(ops.Sigmoid, self)
+
+    def relu(self) -> Tensor:
+        return self._apply(ops.Relu, self)
+
+    def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        return self._apply(ops.LeakyRelu, self, slope=slope)
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        return self._apply(ops.Elu, self, alpha=alpha)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x Φ(x) with the exact erf, or its tanh approximation (`approximate="tanh"`)."""
+        if approximate == "none":
+            return self._apply(ops.Gelu, self)
+        if approximate == "tanh":
+            return self._apply(ops.GeluTanh, self)
+        raise ValueError(
+            f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}"
+        )
+
+    def erf(self) -> Tensor:
+        return self._apply(ops.Erf, self)
+
+    def softplus(self) -> Tensor:
+        """log(1 + exp(x)), computed without overflow for any x."""
+        return self._apply(ops.Softplus, self)
+
+    def silu(self) -> Tensor:
+        return self._apply(ops.Silu, self)
+
+    def clip(self, lo: float | None, hi: float | None) -> Tensor:
+        """Values limited to [lo, hi]; the gradient passes where lo <= x <= hi."""
+        if lo is None and hi is None:
+            raise ValueError("clip: at least one of lo and hi must be given")
+        lo = -np.inf if lo is None else lo
+        hi = np.inf if hi is None else hi
+        return self._apply(ops.Clip, self, lo=lo, hi=hi)
+
+    # ----------------------------------------------------------------- reductions
+    def sum(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        return self._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+
+    def mean(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """Σx / n over axis."""
+        total = self.sum(axis=axis, keepdims=keepdims)
+        return total / (self.size // max(total.size, 1))
+
+    def var(
+        self,
+        axis: int | tuple[int, ...] | None = None,
+        ddof: int = 0,
+        keepdims: bool = False,
+    ) -> Tensor:
+        """Σ(x - mean)² / (n - ddof) over axis, as np.var."""
+        deviation = self - self.mean(axis=axis, keepdims=True)
+        squares = (deviation * deviation).sum(axis=axis, keepdims=keepdims)
+        n = self.size // max(squares.size, 1)
+        return squares / (n - ddof)
+
+    def max(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """Largest element over axis; tied maxima share the gradient evenly."""
+        return self._apply(ops.Max, self, axis=axis, keepdims=keepdims)
+
+    def min(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """Smallest element over axis; tied minima share the gradient evenly."""
+        return self._apply(ops.Min, self, axis=axis, keepdims=keepdims)
+
+    def logsumexp(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """log Σ exp(x) over axis, finite for large |x|."""
+        return self._apply(ops.LogSumExp, self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(x) / Σ exp(x) along axis."""
+        return self._apply(ops.Softmax, self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """x - logsumexp(x) along axis."""
+        return self._apply(ops.LogSoftmax, self, axis=axis)
+
+    # ---------------------------------------------------------------------- shape
+    def reshape(self, *shape: Any) -> Tensor:
+        shape = _shape_arg(shape)
+        if shape == self.shape:
+            return self
+        return self._apply(ops.Reshape, self, shape=shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """Axes permuted as np.transpose; no axes reverses them."""
+        if not axes:
+            return self._apply(ops.Transpose, self, axes=None)
+        return self._apply(ops.Transpose, self, axes=_shape_arg(axes))
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return self.transpose(*axes)
+
+    def flatten(self, start_axis: int = 0) -> Tensor:
+        """Axes from `start_axis` on merged into one."""
+        start = start_axis % max(self.ndim, 1)
+        return self.reshape(*self.shape[:start], -1)
+
+    def expand(self, *shape: Any) -> Tensor:
+        """The tensor broadcast to `shape` (a view; the gradient is summed back)."""
+        shape = _shape_arg(shape)
+        if shape == self.shape:
+            return self
+        return self._apply(ops.Expand, self, shape=shape)
+
+    def sum_to(self, shape: Shape) -> Tensor:
+        """Sum over the broadcast axes so the result has `shape`: broadcasting's adjoint."""
+        shape = tuple(shape)
+        if shape == self.shape:
+            return self
+        return self._apply(ops.SumTo, self, shape=shape)
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        """Drop axes of length 1 (all of them, or those in `axis`)."""
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axes = {_axis(a, self.ndim, "squeeze") for a in _as_tuple(axis)}
+        for a in axes:
+            if self.shape[a] != 1:
+                raise ValueError(
+                    f"squeeze: axis {a} of shape {self.shape} has length {self.shape[a]}, not 1"
+                )
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """Insert an axis of length 1 at `axis`."""
+        a = _axis(axis, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:a] + (1,) + self.shape[a:])
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return self._apply(ops.GetItem, self, index=_index(index))
+
+    # ------------------------------------------------------------------ factories
+    @staticmethod
+    def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor of zeros; `zeros(2, 3)` and `zeros((2, 3))` alike.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).shape
+        (2, 3)
+        """
+        return _factory(np.zeros(_shape_arg(shape)), dtype, requires_grad)
+
+    @staticmethod
+    def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor of ones."""
+        return _factory(np.ones(_shape_arg(shape)), dtype, requires_grad)
+
+    @staticmethod
+    def full(
+        shape: Any, value: float, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """A tensor filled with `value`."""
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        return _factory(np.full(shape, value), dtype, requires_grad)
+
+    @staticmethod
+    def eye(
+        n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """The identity matrix (n × m)."""
+        return _factory(np.eye(n, m), dtype, requires_grad)
+
+    @staticmethod
+    def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Evenly spaced values as np.arange; integers stay int64 unless a dtype is given."""
+        values = np.arange(*args)
+        if dtype is None and values.dtype.kind == "f":
+            dtype = _config.get_default_dtype()
+        return Tensor(values, requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Uniform samples in [0, 1) from the seeded generator (`manual_seed`)."""
+        return _factory(
+            _config.get_rng().random(_shape_arg(shape)), dtype, requires_grad
+        )
+
+    @staticmethod
+    def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Standard normal samples from the seeded generator (`manual_seed`)."""
+        return _factory(
+            _config.get_rng().standard_normal(_shape_arg(shape)), dtype, requires_grad
+        )
+
+    @staticmethod
+    def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros with the shape (and, unless given, the dtype) of `t`."""
+        return Tensor(
+            np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
+        )
+
+    @staticmethod
+    def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones with the shape (and, unless given, the dtype) of `t`."""
+        return Tensor(
+            np.ones(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
+        )
+
+
+def _as_tuple(axis: int | Sequence[int]) -> tuple[int, ...]:
+    return (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+
+
+def _axis(axis: int, ndim: int, caller: str) -> int:
+    """`axis` as a non-negative index into `ndim` axes, or a clear error."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{caller}: axis {axis} is out of range for {ndim} dimensions")
+    return axis % ndim
+
+
+def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
+    """Make constants of non-Tensor operands. Python scalars take the Tensor operands'
+    dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
+    like = next((a.dtype for a in args if isinstance(a, Tensor)), None)
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a)
+        elif isinstance(a, np.ndarray):
+            out.append(Tensor._wrap(a))
+        elif isinstance(a, numbers.Number) and not isinstance(a, np.generic):
+            dtype = np.result_type(like, a) if like is not None else None
+            out.append(Tensor._wrap(_as_array(a, dtype)))
+        else:
+            out.append(Tensor._wrap(_as_array(a)))
+    return tuple(out)
+
+
+def _index(index: Any) -> Any:
+    """Tensors and lists inside an index become integer (or boolean) arrays."""
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
+    """The starting gradient dL/d(out) for a backward pass, checked and copied."""
+    if not out._requires_grad:
+        raise RuntimeError(
+            f"{caller}: the tensor does not require grad and has no grad_fn: no "
+            "recorded operation leads to it from a tensor with requires_grad=True"
+        )
+    if gradient is None:
+        if out.size != 1:
+            raise RuntimeError(
+                f"{caller}: `gradient` can be omitted only for a tensor with one "
+                f"element; this one has shape {out.shape}: pass gradient= of that shape"
+            )
+        return Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
+    if isinstance(gradient, Tensor) and gradient.requires_grad:
+        seed = gradient  # keep it in the graph: create_graph callers differentiate it
+    else:
+        seed = Tensor(gradient, dtype=out.dtype)
+    if seed.shape != out.shape:
+        raise ValueError(
+            f"{caller}: gradient has shape {seed.shape} but the tensor has shape {out.shape}"
+        )
+    return seed
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of `outputs` with respect to `inputs`, without touching any `.grad`.
+
+    Computes Σ_k grad_outputs[k] · d outputs[k] / d inputs[i] for each input.
+
+    >>> import tinygrad_bp as tg
+    >>> x = tg.tensor(3.0, requires_grad=True)
+    >>> (dx,) = tg.grad(x**3, x, create_graph=True)
+    >>> (d2x,) = tg.grad(dx, x)
+    >>> dx.item(), d2x.item()
+    (27.0, 18.0)
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(
+            f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs"
+        )
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"grad: inputs[{i}] is a {type(x).__name__}, not a Tensor")
+        if not x._requires_grad:
+            raise RuntimeError(f"grad: inputs[{i}] does not require grad")
+    seeds = [_seed(o, g, "grad()") for o, g in zip(outputs, grad_outputs)]
+    retain = create_graph if retain_graph is None else retain_graph
+    grads = backprop(outputs, seeds, retain, create_graph, inputs)
+    for i, g in enumerate(grads):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: inputs[{i}] was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+    return tuple(grads)
+
+
+# ------------------------------------------------------------ module-level functions
+def _factory(array: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+    return Tensor(
+        array, requires_grad=requires_grad, dtype=dtype or _config.get_default_dtype()
+    )
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Same as `Tensor(data, requires_grad, dtype)`.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.tensor([[1, 2], [3, 4]]).dtype
+    dtype('int64')
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max(a, b); on ties each side gets half the gradient."""
+    return Tensor._apply(ops.Maximum, a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min(a, b); on ties each side gets half the gradient."""
+    return Tensor._apply(ops.Minimum, a, b)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elements of `a` where `condition` holds, else of `b` (the gradient follows)."""
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    return Tensor._apply(ops.Where, Tensor._wrap(cond.astype(bool)), a, b)
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """The tensors joined along an existing axis."""
+    if len(tensors) == 0:
+        raise ValueError("concatenate: needs at least one tensor")
+    return Tensor._apply(ops.Concatenate, *tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """The tensors joined along a new axis."""
+    if len(tensors) == 0:
+        raise ValueError("stack: needs at least one tensor")
+    shapes = {np.shape(t) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"stack: all tensors need the same shape, got {sorted(shapes)}"
+        )
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
+
+
+def pad(t: Tensor, pad_width: Any, value: float = 0) -> Tensor:
+    """`t` with constant borders, `pad_width` as in np.pad: n, (before, after) or one
+    (before, after) pair per axis."""
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (t.ndim, 2))
+    except ValueError:
+        raise ValueError(
+            f"pad: pad_width {pad_width!r} does not fit a tensor of shape {t.shape}"
+        ) from None
+    if (widths < 0).any():
+        raise ValueError(f"pad: pad_width must be non-negative, got {pad_width!r}")
+    return Tensor._apply(
+        ops.Pad, t, pad_width=tuple(map(tuple, widths.tolist())), value=value
+    )
+
+
+zeros = Tensor.zeros
+ones = Tensor.ones
+full = Tensor.full
+eye = Tensor.eye
+arange = Tensor.arange
+rand = Tensor.rand
+randn = Tensor.randn
+zeros_like = Tensor.zeros_like
+ones_like = Tensor.ones_like
