@@ -547,3 +547,46 @@ class Pad(Function):
                 for (lo, _), n in zip(self.pad_width, self.inputs[0].shape)
             )
         ]
+
+
+class Windows(Function):
+    """y[..., i, j, p, q] = x[..., i*s + p, j*s + q]: the kh×kw sliding windows over the
+    last two axes (a view, no copy); dx = the windows folded back, overlaps summed"""
+
+    def forward(self, x, kernel_size, stride):
+        self.kernel_size, self.stride = kernel_size, stride
+        (kh, kw), (sh, sw) = kernel_size, stride
+        if x.ndim < 2 or x.shape[-2] < kh or x.shape[-1] < kw:
+            raise ValueError(
+                f"windows: a {kh}x{kw} window does not fit in the last two axes of "
+                f"shape {x.shape}"
+            )
+        view = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
+        return view[..., ::sh, ::sw, :, :]
+
+    def backward(self, grad, out):
+        return Fold.apply(
+            grad,
+            shape=self.inputs[0].shape,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+        )
+
+
+class Fold(Function):
+    """y = windows summed back into an array of `shape` (the adjoint of Windows);
+    dx = the windows of dy"""
+
+    def forward(self, x, shape, kernel_size, stride):
+        self.kernel_size, self.stride = kernel_size, stride
+        (kh, kw), (sh, sw) = kernel_size, stride
+        rows, cols = x.shape[-4], x.shape[-3]
+        out = np.zeros(shape, dtype=x.dtype)
+        # one strided add per kernel offset: a loop over the kh*kw offsets, not pixels
+        for p in range(kh):
+            for q in range(kw):
+                out[..., p : p + sh * rows : sh, q : q + sw * cols : sw] += x[..., p, q]
+        return out
+
+    def backward(self, grad, out):
+        return grad.windows(self.kernel_size, self.stride)

@@ -515,6 +515,20 @@ class Tensor:
         a = _axis(axis, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:a] + (1,) + self.shape[a:])
 
+    def windows(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1
+    ) -> Tensor:
+        """Sliding kh×kw windows over the last two axes: shape (..., H', W', kh, kw)
+        with H' = (H - kh) // stride + 1. The building block of convolution and pooling.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.arange(16.0).reshape(1, 1, 4, 4).windows(2, stride=2).shape
+        (1, 1, 2, 2, 2, 2)
+        """
+        return self._apply(
+            ops.Windows, self, kernel_size=_pair(kernel_size), stride=_pair(stride)
+        )
+
     def __getitem__(self, index: Any) -> Tensor:
         return self._apply(ops.GetItem, self, index=_index(index))
 
@@ -584,6 +598,15 @@ class Tensor:
         return Tensor(
             np.ones(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
         )
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(pair) != 2 or any(
+        not isinstance(n, numbers.Integral) or n < 1 for n in pair
+    ):
+        raise ValueError(f"expected a positive int or a pair of them, got {value!r}")
+    return (int(pair[0]), int(pair[1]))
 
 
 def _as_tuple(axis: int | Sequence[int]) -> tuple[int, ...]:
