@@ -8,9 +8,11 @@
 (2, 1)
 """
 
+from . import data
 from ._config import get_default_dtype, get_rng, manual_seed, set_default_dtype
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad
 from .function import Function
+from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,
@@ -39,6 +41,7 @@ __all__ = [
     "Tensor",
     "arange",
     "concatenate",
+    "data",
     "enable_grad",
     "eye",
     "full",
@@ -46,6 +49,7 @@ __all__ = [
     "get_rng",
     "grad",
     "is_grad_enabled",
+    "load",
     "manual_seed",
     "maximum",
     "minimum",
@@ -55,6 +59,7 @@ __all__ = [
     "pad",
     "rand",
     "randn",
+    "save",
     "set_default_dtype",
     "stack",
     "tensor",
