@@ -8,7 +8,7 @@
 (2, 1)
 """
 
-from . import data
+from . import data, optim, testing
 from ._config import get_default_dtype, get_rng, manual_seed, set_default_dtype
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad
 from .function import Function
@@ -56,6 +56,7 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
+    "optim",
     "pad",
     "rand",
     "randn",
@@ -63,6 +64,7 @@ __all__ = [
     "set_default_dtype",
     "stack",
     "tensor",
+    "testing",
     "where",
     "zeros",
     "zeros_like",

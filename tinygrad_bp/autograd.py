@@ -106,7 +106,7 @@ def backprop(
                 fn.release()
     finally:
         _State.enabled = previous_mode
-    return None if wanted is None else list(wanted.values())
+    return None if wanted is None else [wanted[x] for x in inputs]
 
 
 def _run_hooks(tensor: Any, grad: Any) -> Any:

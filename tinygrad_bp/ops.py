@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._special import erf
+from ._special import erf, erfc
 from .function import Function
 
 # ---------------------------------------------------------------------------------------
@@ -72,7 +72,8 @@ _GELU_CUBIC = 0.044715
 
 
 def _gelu(x):
-    return 0.5 * x * (1 + erf(x * _SQRT1_2))
+    # erfc(-x/√2) = 1 + erf(x/√2), without the cancellation for very negative x
+    return 0.5 * x * erfc(-x * _SQRT1_2)
 
 
 def _gelu_derivative(x, y):
