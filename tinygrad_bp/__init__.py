@@ -8,9 +8,10 @@
 (2, 1)
 """
 
-from . import data, optim, testing
+from . import data, func, optim, testing
 from ._config import get_default_dtype, get_rng, manual_seed, set_default_dtype
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad
+from .anomaly import detect_anomaly
 from .function import Function
 from .serialization import load, save
 from .tensor import (
@@ -42,9 +43,11 @@ __all__ = [
     "arange",
     "concatenate",
     "data",
+    "detect_anomaly",
     "enable_grad",
     "eye",
     "full",
+    "func",
     "get_default_dtype",
     "get_rng",
     "grad",

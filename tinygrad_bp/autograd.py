@@ -71,42 +71,61 @@ def backprop(
     written: set[int] = set()  # arrays already handed to a .grad in this pass
     previous_mode, _State.enabled = _State.enabled, create_graph
     try:
-        for tensor in reversed(toposort(roots)):
-            grad = grads.pop(tensor, None)
-            if grad is None:
-                continue
-            if tensor._hooks:
-                grad = _run_hooks(tensor, grad)
+        order = toposort(roots)
+        leads_to_inputs = None if wanted is None else _leading_to(order, wanted)
+        for tensor in reversed(order):
             fn = tensor.grad_fn
-            if wanted is None:
-                if fn is None or tensor._retains_grad:
-                    _accumulate(tensor, grad, create_graph, written)
-            elif tensor in wanted:
-                wanted[tensor] = grad
-            if fn is None:
-                continue
-            input_grads = fn.backward(grad, tensor)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(fn.inputs):
-                raise RuntimeError(
-                    f"{fn.name}.backward returned {len(input_grads)} gradients for "
-                    f"{len(fn.inputs)} inputs"
-                )
-            for x, grad_x, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
-                if grad_x is None or not needed:
-                    continue
-                if grad_x.shape != x.shape:
-                    grad_x = grad_x.sum_to(x.shape)
-                if grad_x.dtype != x.dtype:
-                    grad_x = grad_x.astype(x.dtype)
-                earlier = grads.get(x)
-                grads[x] = grad_x if earlier is None else earlier + grad_x
-            if not retain_graph:
+            grad = grads.pop(tensor, None)
+            if leads_to_inputs is not None and tensor not in leads_to_inputs:
+                grad = None  # tinygrad_bp.grad runs only the part that reaches inputs
+            if grad is not None:
+                if tensor._hooks:
+                    grad = _run_hooks(tensor, grad)
+                if wanted is None:
+                    if fn is None or tensor._retains_grad:
+                        _accumulate(tensor, grad, create_graph, written)
+                elif tensor in wanted:
+                    wanted[tensor] = grad
+                if fn is not None:
+                    _propagate(fn, grad, tensor, grads)
+            if fn is not None and not retain_graph:
                 fn.release()
     finally:
         _State.enabled = previous_mode
     return None if wanted is None else [wanted[x] for x in inputs]
+
+
+def _leading_to(order: list[Any], targets: dict[Any, Any]) -> set[Any]:
+    """The tensors in `order` (inputs first) from which a path leads to `targets`."""
+    reach: set[Any] = set()
+    for tensor in order:
+        fn = tensor.grad_fn
+        if tensor in targets or (fn is not None and any(x in reach for x in fn.inputs)):
+            reach.add(tensor)
+    return reach
+
+
+def _propagate(fn: Any, grad: Any, out: Any, grads: dict[Any, Any]) -> None:
+    """Apply one node's chain rule and add each input's share into `grads`."""
+    if fn.saved_leaves is not None:
+        fn.saved_leaves.check(fn)
+    input_grads = fn.backward(grad, out)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(fn.inputs):
+        raise RuntimeError(
+            f"{fn.name}.backward returned {len(input_grads)} gradients for "
+            f"{len(fn.inputs)} inputs"
+        )
+    for x, grad_x, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
+        if grad_x is None or not needed:
+            continue
+        if grad_x.shape != x.shape:
+            grad_x = grad_x.sum_to(x.shape)
+        if grad_x.dtype != x.dtype:
+            grad_x = grad_x.astype(x.dtype)
+        earlier = grads.get(x)
+        grads[x] = grad_x if earlier is None else earlier + grad_x
 
 
 def _run_hooks(tensor: Any, grad: Any) -> Any:

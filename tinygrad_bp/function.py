@@ -15,6 +15,7 @@ An op subclasses `Function` with two methods:
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any
 
 
@@ -39,6 +40,8 @@ class Function(abc.ABC):
     # released (backward without retain_graph), which makes a second backward fail loudly.
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
+    # Read-only locks on the leaf arrays this node saved (see SavedLeaves), or None.
+    saved_leaves: SavedLeaves | None = None
 
     @abc.abstractmethod
     def forward(self, *arrays: Any, **params: Any) -> Any:
@@ -69,3 +72,53 @@ class Function(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+class SavedLeaves:
+    """Keeps the arrays of a node's leaf inputs read-only while the node is alive.
+
+    Backward reads the inputs' arrays, so a write in between (`w.data[...] = 0`, or an
+    optimizer step before backward) would give a silently wrong gradient. NumPy refuses
+    such a write with "assignment destination is read-only" instead. When the node is
+    released by backward, or garbage-collected with its graph, the arrays become
+    writable again. A leaf's `_lock` is None or `[number of live nodes, array we made
+    read-only (None if it already was)]`. Only leaves are locked: they are what users
+    and optimizers write to, and locking them costs nothing per intermediate result.
+    """
+
+    __slots__ = ("arrays", "leaves")
+
+    def __init__(self, leaves: list[Any]) -> None:
+        self.leaves = leaves
+        self.arrays = [t.data for t in leaves]
+        for t in leaves:
+            if t._lock is None:
+                array = t.data
+                if array.flags.writeable:
+                    array.setflags(write=False)
+                    t._lock = [1, array]
+                else:
+                    t._lock = [1, None]
+            else:
+                t._lock[0] += 1
+
+    def check(self, fn: Function) -> None:
+        """Raise if a leaf's `.data` was replaced since the forward pass."""
+        for i, (t, array) in enumerate(zip(self.leaves, self.arrays)):
+            if t.data is not array:
+                raise RuntimeError(
+                    f"{fn.name}: the data of its input {i} (a leaf of shape {array.shape}) "
+                    "was replaced after the forward pass; the gradient would be wrong. "
+                    "Run backward before changing the tensor, or redo the forward pass."
+                )
+
+    def __del__(self) -> None:
+        for t in self.leaves:
+            lock = t._lock
+            lock[0] -= 1
+            if lock[0] == 0:
+                t._lock = None
+                if lock[1] is not None:
+                    # a view of an array that is itself still locked stays read-only
+                    with contextlib.suppress(ValueError):
+                        lock[1].setflags(write=True)

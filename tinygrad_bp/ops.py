@@ -305,10 +305,10 @@ class MatMul(Function):
         if a.ndim == 2 and b.ndim == 2:  # the hot path
             return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
         # Promote 1-D operands to matrices as np.matmul does, then drop the added axis.
-        if a.ndim == 1:
-            a, grad = a.reshape(1, -1), grad.unsqueeze(-2)
         if b.ndim == 1:
             b, grad = b.reshape(-1, 1), grad.unsqueeze(-1)
+        if a.ndim == 1:
+            a, grad = a.reshape(1, -1), grad.unsqueeze(-2)
         grad_a = grad @ b.swapaxes(-1, -2) if need_a else None
         grad_b = a.swapaxes(-1, -2) @ grad if need_b else None
         if self.inputs[0].ndim == 1 and need_a:

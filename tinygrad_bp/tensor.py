@@ -16,7 +16,7 @@ import numpy as np
 from . import _config, ops
 from ._grad_mode import _State
 from .autograd import backprop
-from .function import Function
+from .function import Function, SavedLeaves
 
 Shape = tuple[int, ...]
 
@@ -66,6 +66,7 @@ class Tensor:
     __slots__ = (
         "__weakref__",
         "_hooks",
+        "_lock",
         "_requires_grad",
         "_retains_grad",
         "data",
@@ -92,6 +93,7 @@ class Tensor:
         self._requires_grad = bool(requires_grad)
         self._retains_grad = False
         self._hooks: list[Callable] = []
+        self._lock: list | None = None  # see function.SavedLeaves
 
     @classmethod
     def _wrap(cls, data: np.ndarray, grad_fn: Function | None = None) -> Tensor:
@@ -103,6 +105,7 @@ class Tensor:
         t._requires_grad = grad_fn is not None
         t._retains_grad = False
         t._hooks = []
+        t._lock = None
         return t
 
     @staticmethod
@@ -120,6 +123,11 @@ class Tensor:
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
+                leaves = [
+                    a for a in args if isinstance(a, Tensor) and a.grad_fn is None
+                ]
+                if leaves:
+                    fn.saved_leaves = SavedLeaves(leaves)
                 return Tensor._wrap(data, fn)
         return Tensor._wrap(data)
 
