@@ -631,7 +631,8 @@ def _axis(axis: int, ndim: int, caller: str) -> int:
 def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     """Make constants of non-Tensor operands. Python scalars take the Tensor operands'
     dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
-    like = next((a.dtype for a in args if isinstance(a, Tensor)), None)
+    arrays = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
+    like = np.result_type(*arrays) if arrays else None
     out = []
     for a in args:
         if isinstance(a, Tensor):
