@@ -8,7 +8,6 @@
 (2, 1)
 """
 
-from . import data, func, optim, testing
 from ._config import get_default_dtype, get_rng, manual_seed, set_default_dtype
 from ._grad_mode import enable_grad, is_grad_enabled, no_grad
 from .anomaly import detect_anomaly
@@ -35,6 +34,10 @@ from .tensor import (
     zeros_like,
 )
 
+# isort: split
+# The subpackages are built on the public names above, so they come last.
+from . import data, func, nn, optim, testing
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "manual_seed",
     "maximum",
     "minimum",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",

@@ -120,10 +120,10 @@ def _propagate(fn: Any, grad: Any, out: Any, grads: dict[Any, Any]) -> None:
     for x, grad_x, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
         if grad_x is None or not needed:
             continue
-        if grad_x.shape != x.shape:
-            grad_x = grad_x.sum_to(x.shape)
-        if grad_x.dtype != x.dtype:
-            grad_x = grad_x.astype(x.dtype)
+        if grad_x.data.shape != x.data.shape:
+            grad_x = grad_x.sum_to(x.data.shape)
+        if grad_x.data.dtype != x.data.dtype:
+            grad_x = grad_x.astype(x.data.dtype)
         earlier = grads.get(x)
         grads[x] = grad_x if earlier is None else earlier + grad_x
 

@@ -15,7 +15,6 @@ An op subclasses `Function` with two methods:
 from __future__ import annotations
 
 import abc
-import contextlib
 from typing import Any
 
 
@@ -91,16 +90,15 @@ class SavedLeaves:
     def __init__(self, leaves: list[Any]) -> None:
         self.leaves = leaves
         self.arrays = [t.data for t in leaves]
-        for t in leaves:
-            if t._lock is None:
-                array = t.data
-                if array.flags.writeable:
-                    array.setflags(write=False)
-                    t._lock = [1, array]
-                else:
-                    t._lock = [1, None]
+        for t, array in zip(leaves, self.arrays):
+            lock = t._lock
+            if lock is not None:
+                lock[0] += 1
+            elif array.flags.writeable:
+                array.setflags(write=False)
+                t._lock = [1, array]
             else:
-                t._lock[0] += 1
+                t._lock = [1, None]
 
     def check(self, fn: Function) -> None:
         """Raise if a leaf's `.data` was replaced since the forward pass."""
@@ -115,10 +113,12 @@ class SavedLeaves:
     def __del__(self) -> None:
         for t in self.leaves:
             lock = t._lock
-            lock[0] -= 1
-            if lock[0] == 0:
-                t._lock = None
-                if lock[1] is not None:
-                    # a view of an array that is itself still locked stays read-only
-                    with contextlib.suppress(ValueError):
-                        lock[1].setflags(write=True)
+            if lock[0] > 1:
+                lock[0] -= 1
+                continue
+            t._lock = None
+            if lock[1] is not None:
+                try:  # noqa: SIM105 (hot path: a plain try is cheaper)
+                    lock[1].setflags(write=True)
+                except ValueError:
+                    pass  # a view of an array that is itself still locked stays read-only

@@ -92,7 +92,7 @@ class Tensor:
         self.grad_fn = None
         self._requires_grad = bool(requires_grad)
         self._retains_grad = False
-        self._hooks: list[Callable] = []
+        self._hooks: list[Callable] | None = None
         self._lock: list | None = None  # see function.SavedLeaves
 
     @classmethod
@@ -104,7 +104,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._requires_grad = grad_fn is not None
         t._retains_grad = False
-        t._hooks = []
+        t._hooks = None
         t._lock = None
         return t
 
@@ -112,14 +112,18 @@ class Tensor:
     def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
         """Run `op` on Tensors (or scalars/arrays, made constants) and record the node."""
         fn = op()
-        inputs = args if all(type(a) is Tensor for a in args) else _operands(args)
+        inputs = args
+        for a in args:
+            if not isinstance(a, Tensor):
+                inputs = _operands(args)
+                break
         try:
             data = fn.forward(*[t.data for t in inputs], **params)
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{fn.name} on shapes {shapes}: {error}") from None
         if _State.enabled:
-            needs = tuple(t._requires_grad for t in inputs)
+            needs = tuple([t._requires_grad for t in inputs])
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
@@ -274,6 +278,8 @@ class Tensor:
             raise RuntimeError(
                 "cannot register a hook on a tensor that does not require grad"
             )
+        if self._hooks is None:
+            self._hooks = []
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
 
@@ -629,19 +635,18 @@ def _axis(axis: int, ndim: int, caller: str) -> int:
 
 
 def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
-    """Make constants of non-Tensor operands. Python scalars take the Tensor operands'
+    """Make constants of non-Tensor operands. Python scalars take the array operands'
     dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
-    arrays = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
-    like = np.result_type(*arrays) if arrays else None
+    dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
+    like = np.result_type(*dtypes) if dtypes else None
     out = []
     for a in args:
         if isinstance(a, Tensor):
             out.append(a)
         elif isinstance(a, np.ndarray):
             out.append(Tensor._wrap(a))
-        elif isinstance(a, numbers.Number) and not isinstance(a, np.generic):
-            dtype = np.result_type(like, a) if like is not None else None
-            out.append(Tensor._wrap(_as_array(a, dtype)))
+        elif type(a) in (float, int, bool) and like is not None:
+            out.append(Tensor._wrap(np.array(a, dtype=np.result_type(like, a))))
         else:
             out.append(Tensor._wrap(_as_array(a)))
     return tuple(out)

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 import tinygrad_bp as tg
-from tinygrad_bp._config import get_rng
 
 __all__ = [
     "avg_pool2d",
@@ -367,7 +366,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     x = _tensor(x)
     if not training or p == 0:
         return x
-    keep = get_rng().random(x.shape) >= p
+    keep = tg.get_rng().random(x.shape) >= p
     return x * (keep / (1 - p)).astype(x.dtype)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 import tinygrad_bp as tg
-from tinygrad_bp._config import get_rng
 
 __all__ = [
     "calculate_gain",
@@ -111,7 +110,7 @@ def uniform_(tensor: tg.Tensor, a: float = 0.0, b: float = 1.0) -> tg.Tensor:
     _check_tensor(tensor, "uniform_")
     if not a <= b:
         raise ValueError(f"uniform_: need a <= b, got a={a!r}, b={b!r}")
-    return _fill(tensor, get_rng().uniform(a, b, tensor.shape))
+    return _fill(tensor, tg.get_rng().uniform(a, b, tensor.shape))
 
 
 def normal_(tensor: tg.Tensor, mean: float = 0.0, std: float = 1.0) -> tg.Tensor:
@@ -126,7 +125,7 @@ def normal_(tensor: tg.Tensor, mean: float = 0.0, std: float = 1.0) -> tg.Tensor
     _check_tensor(tensor, "normal_")
     if not std >= 0:
         raise ValueError(f"normal_: std must be non-negative, got {std!r}")
-    return _fill(tensor, get_rng().normal(mean, std, tensor.shape))
+    return _fill(tensor, tg.get_rng().normal(mean, std, tensor.shape))
 
 
 def constant_(tensor: tg.Tensor, val: float) -> tg.Tensor:

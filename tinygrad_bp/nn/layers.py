@@ -162,7 +162,7 @@ class Linear(Module):
         self.weight = init.kaiming_uniform_(
             _empty(self.in_features, self.out_features), a=math.sqrt(5)
         )
-        self.bias = None
+        self.register_parameter("bias", None)
         if bias:
             bound = 1 / math.sqrt(self.in_features)
             self.bias = init.uniform_(_empty(self.out_features), -bound, bound)
@@ -252,7 +252,7 @@ class Conv2d(Module):
             _empty(self.out_channels, self.in_channels, *self.kernel_size),
             a=math.sqrt(5),
         )
-        self.bias = None
+        self.register_parameter("bias", None)
         if bias:
             bound = 1 / math.sqrt(self.in_channels * math.prod(self.kernel_size))
             self.bias = init.uniform_(_empty(self.out_channels), -bound, bound)

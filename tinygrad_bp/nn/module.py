@@ -92,11 +92,9 @@ class Module:
                 f"super().__init__() first in {type(self).__name__}.__init__"
             )
         if isinstance(value, Parameter):
-            self._forget(name)
-            self._parameters[name] = value
+            self._register(self._parameters, name, value)
         elif isinstance(value, Module):
-            self._forget(name)
-            self._modules[name] = value
+            self._register(self._modules, name, value)
         elif name in self._buffers:
             self._buffers[name] = _as_buffer(name, value)
         elif name in self._parameters or name in self._modules:
@@ -129,11 +127,14 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def _forget(self, name: str) -> None:
-        """Drop `name` from every registry and the instance dict before re-registering."""
+    def _register(self, registry: dict[str, Any], name: str, value: Any) -> None:
+        """Put `value` in `registry` (keeping the position of a name already there) and
+        drop `name` from the other registries and the instance dict."""
         self.__dict__.pop(name, None)
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not registry:
+                other.pop(name, None)
+        registry[name] = value
 
     def _check_new_name(self, name: Any, what: str) -> None:
         if not isinstance(name, str):
@@ -158,8 +159,7 @@ class Module:
                 f"cannot register a {type(param).__name__} as parameter {name!r} "
                 "(expected a Parameter or None)"
             )
-        self._forget(name)
-        self._parameters[name] = param
+        self._register(self._parameters, name, param)
 
     def register_buffer(self, name: str, value: Any) -> None:
         """Register non-trainable state (an array or Tensor, or None) saved in `state_dict`.
@@ -173,8 +173,7 @@ class Module:
         """
         self._check_new_name(name, "buffer")
         buffer = _as_buffer(name, value)
-        self._forget(name)
-        self._buffers[name] = buffer
+        self._register(self._buffers, name, buffer)
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register `module` as a child named `name` (for names that are not identifiers)."""
@@ -184,8 +183,7 @@ class Module:
                 f"cannot add a {type(module).__name__} as module {name!r} "
                 "(expected a Module or None)"
             )
-        self._forget(name)
-        self._modules[name] = module
+        self._register(self._modules, name, module)
 
     # ---------------------------------------------------------------- traversal
     def named_modules(
