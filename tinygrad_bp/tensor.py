@@ -638,7 +638,9 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     """Make constants of non-Tensor operands. Python scalars take the array operands'
     dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
     dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
-    like = np.result_type(*dtypes) if dtypes else None
+    like = (
+        dtypes[0] if len(dtypes) == 1 else np.result_type(*dtypes) if dtypes else None
+    )
     out = []
     for a in args:
         if isinstance(a, Tensor):
@@ -646,7 +648,8 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
         elif isinstance(a, np.ndarray):
             out.append(Tensor._wrap(a))
         elif type(a) in (float, int, bool) and like is not None:
-            out.append(Tensor._wrap(np.array(a, dtype=np.result_type(like, a))))
+            dtype = like if like.kind in "fc" else np.result_type(like, a)
+            out.append(Tensor._wrap(np.array(a, dtype=dtype)))
         else:
             out.append(Tensor._wrap(_as_array(a)))
     return tuple(out)
