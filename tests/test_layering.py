@@ -81,6 +81,7 @@ def higher_modules():
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE)
         if relative.parts[0] in {"nn", "optim", "testing"} or relative.stem in {
+            "cli",
             "data",
             "func",
             "serialization",

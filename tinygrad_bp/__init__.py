@@ -36,7 +36,7 @@ from .tensor import (
 
 # isort: split
 # The subpackages are built on the public names above, so they come last.
-from . import data, func, nn, optim, testing
+from . import data, func, nn, optim, testing, viz
 
 __version__ = "0.1.0"
 
@@ -72,6 +72,7 @@ __all__ = [
     "stack",
     "tensor",
     "testing",
+    "viz",
     "where",
     "zeros",
     "zeros_like",
