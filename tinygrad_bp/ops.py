@@ -375,11 +375,17 @@ class Min(_Extremum):
     reduce = np.min
 
 
-def _logsumexp(x, axis):
-    """log Σ exp(x) over axis, kept dims, computed as m + log Σ exp(x - m) so no exp overflows."""
+def _max_shifted(x, axis):
+    """x minus its max along axis, so exp never overflows (all-±inf rows unshifted)."""
     m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) rows: leave them to exp/log
-    return np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    m = np.where(np.isfinite(m), m, 0)
+    return x - m, m
+
+
+def _logsumexp(x, axis):
+    """log Σ exp(x) over axis, kept dims, as m + log Σ exp(x - m)."""
+    shifted, m = _max_shifted(x, axis)
+    return np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True)) + m
 
 
 class LogSumExp(Function):
@@ -401,7 +407,7 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        e = np.exp(_max_shifted(x, axis)[0])
         return e / np.sum(e, axis=axis, keepdims=True)
 
     def backward(self, grad, out):
@@ -413,8 +419,9 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        with np.errstate(divide="ignore"):
-            return x - _logsumexp(x, axis)
+        shifted, _ = _max_shifted(x, axis)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer
+            return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     def backward(self, grad, out):
         return grad - out.exp() * grad.sum(axis=self.axis, keepdims=True)
@@ -439,8 +446,9 @@ class Transpose(Function):
     """y = x with axes permuted; dx = dy with the inverse permutation"""
 
     def forward(self, x, axes=None):
-        self.axes = axes
-        return np.transpose(x, axes)
+        out = np.transpose(x, axes)  # validates axes
+        self.axes = None if axes is None else [a % x.ndim for a in axes]
+        return out
 
     def backward(self, grad, out):
         if self.axes is None:
@@ -463,6 +471,8 @@ def sum_to_shape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if x.shape == shape:
         return x
     lead = x.ndim - len(shape)
+    if lead < 0 or any(n not in (1, m) for n, m in zip(shape, x.shape[lead:])):
+        raise ValueError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
     )
