@@ -31,9 +31,11 @@ class Elementwise(Function):
 
     f: Callable[..., np.ndarray]
     derivative: Callable[..., Any]
+    params: dict[str, Any] = {}  # noqa: RUF012 (read-only default: most rows have none)
 
     def forward(self, x, **params):
-        self.params = params
+        if params:
+            self.params = params
         return type(self).f(x, **params)
 
     def backward(self, grad, out):

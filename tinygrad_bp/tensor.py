@@ -122,6 +122,7 @@ class Tensor:
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{fn.name} on shapes {shapes}: {error}") from None
+        out = Tensor._wrap(data)
         if _State.enabled:
             needs = tuple([t._requires_grad for t in inputs])
             if True in needs:
@@ -132,8 +133,9 @@ class Tensor:
                 ]
                 if leaves:
                     fn.saved_leaves = SavedLeaves(leaves)
-                return Tensor._wrap(data, fn)
-        return Tensor._wrap(data)
+                out.grad_fn = fn
+                out._requires_grad = True
+        return out
 
     # ----------------------------------------------------------------- attributes
     @property
@@ -634,9 +636,24 @@ def _axis(axis: int, ndim: int, caller: str) -> int:
     return axis % ndim
 
 
+_PYTHON_SCALARS = (float, int, bool)
+
+
+def _scalar(value: float, like: np.dtype) -> Tensor:
+    """A Python scalar as a constant of the dtype NumPy gives `like_array op value`."""
+    dtype = like if like.kind in "fc" else np.result_type(like, value)
+    return Tensor._wrap(np.array(value, dtype=dtype))
+
+
 def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     """Make constants of non-Tensor operands. Python scalars take the array operands'
     dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
+    if len(args) == 2:  # the common `tensor op scalar` and `scalar op tensor`
+        a, b = args
+        if isinstance(a, Tensor) and type(b) in _PYTHON_SCALARS:
+            return a, _scalar(b, a.data.dtype)
+        if isinstance(b, Tensor) and type(a) in _PYTHON_SCALARS:
+            return _scalar(a, b.data.dtype), b
     dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
     like = (
         dtypes[0] if len(dtypes) == 1 else np.result_type(*dtypes) if dtypes else None
@@ -647,9 +664,8 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
             out.append(a)
         elif isinstance(a, np.ndarray):
             out.append(Tensor._wrap(a))
-        elif type(a) in (float, int, bool) and like is not None:
-            dtype = like if like.kind in "fc" else np.result_type(like, a)
-            out.append(Tensor._wrap(np.array(a, dtype=dtype)))
+        elif type(a) in _PYTHON_SCALARS and like is not None:
+            out.append(_scalar(a, like))
         else:
             out.append(Tensor._wrap(_as_array(a)))
     return tuple(out)
