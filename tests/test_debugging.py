@@ -18,7 +18,10 @@ def test_log_of_a_negative_number_is_named_in_the_forward_pass():
 
 def test_zero_over_zero_in_the_forward_pass():
     a = tg.tensor([0.0, 1.0], requires_grad=True)
-    with tg.detect_anomaly(), pytest.raises(FloatingPointError, match=r"Div .*NaN.*forward"):
+    with (
+        tg.detect_anomaly(),
+        pytest.raises(FloatingPointError, match=r"Div .*NaN.*forward"),
+    ):
         a / tg.tensor([0.0, 1.0])
 
 
