@@ -650,10 +650,16 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
     if len(args) == 2:  # the common `tensor op scalar` and `scalar op tensor`
         a, b = args
-        if isinstance(a, Tensor) and type(b) in _PYTHON_SCALARS:
-            return a, _scalar(b, a.data.dtype)
-        if isinstance(b, Tensor) and type(a) in _PYTHON_SCALARS:
-            return _scalar(a, b.data.dtype), b
+        if isinstance(a, Tensor):
+            if type(b) in _PYTHON_SCALARS:
+                return a, _scalar(b, a.data.dtype)
+            if type(b) is np.ndarray:
+                return a, Tensor._wrap(b)
+        elif isinstance(b, Tensor):
+            if type(a) in _PYTHON_SCALARS:
+                return _scalar(a, b.data.dtype), b
+            if type(a) is np.ndarray:
+                return Tensor._wrap(a), b
     dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
     like = (
         dtypes[0] if len(dtypes) == 1 else np.result_type(*dtypes) if dtypes else None
