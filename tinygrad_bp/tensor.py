@@ -140,7 +140,12 @@ class Tensor:
     # ----------------------------------------------------------------- attributes
     @property
     def requires_grad(self) -> bool:
-        """Whether gradients flow to (and, for a leaf, accumulate in) this tensor."""
+        """Whether gradients flow to (and, for a leaf, accumulate in) this tensor.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2, requires_grad=True).requires_grad
+        True
+        """
         return self._requires_grad
 
     @requires_grad.setter
@@ -166,37 +171,81 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        """True for tensors the user created, False for results of recorded ops."""
+        """True for tensors the user created, False for results of recorded ops.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.ones(2, requires_grad=True); x.is_leaf, (x * 2).is_leaf
+        (True, False)
+        """
         return self.grad_fn is None
 
     @property
     def shape(self) -> Shape:
+        """The size of each axis.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).shape
+        (2, 3)
+        """
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).ndim
+        2
+        """
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).size
+        6
+        """
         return self.data.size
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the data.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2).dtype
+        dtype('float32')
+        """
         return self.data.dtype
 
     @property
     def T(self) -> Tensor:
-        """The tensor with its axes reversed (`transpose()`)."""
+        """The tensor with its axes reversed (`transpose()`).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).T.shape
+        (3, 2)
+        """
         return self.transpose()
 
     # ---------------------------------------------------------------- conversions
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0, 2.0]).numpy()
+        array([1., 2.], dtype=float32)
+        """
         return self.data
 
     def item(self) -> Any:
-        """The value of a one-element tensor as a Python number."""
+        """The value of a one-element tensor as a Python number.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([2.5]).item()
+        2.5
+        """
         if self.data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, got shape {self.shape}"
@@ -204,7 +253,12 @@ class Tensor:
         return self.data.item()
 
     def tolist(self) -> Any:
-        """The values as (nested) Python lists."""
+        """The values as (nested) Python lists.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1, 2]]).tolist()
+        [[1, 2]]
+        """
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -232,11 +286,21 @@ class Tensor:
         return f"Tensor({', '.join([body, *extras])})"
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut from the graph."""
+        """A new leaf sharing this tensor's data, cut from the graph.
+
+        >>> import tinygrad_bp as tg
+        >>> (tg.ones(2, requires_grad=True) * 2).detach().requires_grad
+        False
+        """
         return Tensor._wrap(self.data)
 
     def astype(self, dtype: Any) -> Tensor:
-        """This tensor cast to `dtype` (differentiable between floating dtypes)."""
+        """This tensor cast to `dtype` (differentiable between floating dtypes).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.5]).astype('float64').dtype
+        dtype('float64')
+        """
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -259,7 +323,13 @@ class Tensor:
         backprop([self], [seed], retain_graph or create_graph, create_graph)
 
     def retain_grad(self) -> None:
-        """Keep `.grad` on this non-leaf tensor during backward."""
+        """Keep `.grad` on this non-leaf tensor during backward.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([1.0, 2.0], requires_grad=True); h = x * 3; h.retain_grad()
+        >>> (h * h).sum().backward(); h.grad
+        Tensor([ 6., 12.])
+        """
         if not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
@@ -352,54 +422,134 @@ class Tensor:
         return self._compare(np.not_equal, other)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Index of the largest element (over the flattened tensor when axis is None)."""
+        """Index of the largest element (over the flattened tensor when axis is None).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(axis=1)
+        Tensor([1, 0])
+        """
         return Tensor._wrap(
             np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims))
         )
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Index of the smallest element (over the flattened tensor when axis is None)."""
+        """Index of the smallest element (over the flattened tensor when axis is None).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([3.0, 1.0, 2.0]).argmin().item()
+        1
+        """
         return Tensor._wrap(
             np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims))
         )
 
     # ---------------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
+        """eˣ elementwise; d/dx = eˣ.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1.0]).exp()
+        Tensor([1.      , 2.718282])
+        """
         return self._apply(ops.Exp, self)
 
     def log(self) -> Tensor:
+        """Natural logarithm elementwise; d/dx = 1/x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0]).log()
+        Tensor([0.])
+        """
         return self._apply(ops.Log, self)
 
     def sqrt(self) -> Tensor:
+        """Square root elementwise; d/dx = 1/(2√x).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([4.0, 9.0]).sqrt()
+        Tensor([2., 3.])
+        """
         return self._apply(ops.Sqrt, self)
 
     def abs(self) -> Tensor:
+        """|x| elementwise; d/dx = sign(x).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-2.0, 3.0]).abs()
+        Tensor([2., 3.])
+        """
         return self._apply(ops.Abs, self)
 
     def sin(self) -> Tensor:
+        """sin x elementwise; d/dx = cos x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).sin()
+        Tensor([0.])
+        """
         return self._apply(ops.Sin, self)
 
     def cos(self) -> Tensor:
+        """cos x elementwise; d/dx = -sin x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).cos()
+        Tensor([1.])
+        """
         return self._apply(ops.Cos, self)
 
     def tanh(self) -> Tensor:
+        """tanh x elementwise; d/dx = 1 - tanh² x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).tanh()
+        Tensor([0.])
+        """
         return self._apply(ops.Tanh, self)
 
     def sigmoid(self) -> Tensor:
-        """1 / (1 + exp(-x)), computed without overflow for any x."""
+        """σ(x) = 1 / (1 + e⁻ˣ), without overflow for any x; d/dx = σ(1 - σ).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1000.0, -1000.0]).sigmoid()
+        Tensor([0.5, 1. , 0. ])
+        """
         return self._apply(ops.Sigmoid, self)
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise; d/dx = 1 where x > 0, else 0.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-1.0, 2.0]).relu()
+        Tensor([0., 2.])
+        """
         return self._apply(ops.Relu, self)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        """x where x > 0, else slope·x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-1.0, 2.0]).leaky_relu(0.1)
+        Tensor([-0.1,  2. ])
+        """
         return self._apply(ops.LeakyRelu, self, slope=slope)
 
     def elu(self, alpha: float = 1.0) -> Tensor:
+        """x where x > 0, else α(eˣ - 1).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 2.0]).elu()
+        Tensor([0., 2.])
+        """
         return self._apply(ops.Elu, self, alpha=alpha)
 
     def gelu(self, approximate: str = "none") -> Tensor:
-        """x Φ(x) with the exact erf, or its tanh approximation (`approximate="tanh"`)."""
+        """x Φ(x) with the exact erf, or its tanh approximation (`approximate="tanh"`).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1.0], dtype='float64').gelu().tolist()
+        [0.0, 0.8413447460685429]
+        """
         if approximate == "none":
             return self._apply(ops.Gelu, self)
         if approximate == "tanh":
@@ -409,17 +559,39 @@ class Tensor:
         )
 
     def erf(self) -> Tensor:
+        """The error function 2/√π ∫₀ˣ e^(-t²) dt; d/dx = 2/√π e^(-x²).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).erf()
+        Tensor([0.])
+        """
         return self._apply(ops.Erf, self)
 
     def softplus(self) -> Tensor:
-        """log(1 + exp(x)), computed without overflow for any x."""
+        """log(1 + eˣ), without overflow for any x; d/dx = σ(x).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1000.0]).softplus().tolist()
+        [0.6931471824645996, 1000.0]
+        """
         return self._apply(ops.Softplus, self)
 
     def silu(self) -> Tensor:
+        """x σ(x) (also called swish).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).silu()
+        Tensor([0.])
+        """
         return self._apply(ops.Silu, self)
 
     def clip(self, lo: float | None, hi: float | None) -> Tensor:
-        """Values limited to [lo, hi]; the gradient passes where lo <= x <= hi."""
+        """Values limited to [lo, hi]; the gradient passes where lo <= x <= hi.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-2.0, 0.5, 3.0]).clip(0, 1)
+        Tensor([0. , 0.5, 1. ])
+        """
         if lo is None and hi is None:
             raise ValueError("clip: at least one of lo and hi must be given")
         lo = -np.inf if lo is None else lo
@@ -430,12 +602,23 @@ class Tensor:
     def sum(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Tensor:
+        """Σx over `axis` (all axes when None); the gradient is broadcast back.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
+        Tensor([4., 6.])
+        """
         return self._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
 
     def mean(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Tensor:
-        """Σx / n over axis."""
+        """Σx / n over `axis`.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1.0, 2.0], [3.0, 4.0]]).mean(axis=1)
+        Tensor([1.5, 3.5])
+        """
         total = self.sum(axis=axis, keepdims=keepdims)
         return total / (self.size // max(total.size, 1))
 
@@ -445,7 +628,12 @@ class Tensor:
         ddof: int = 0,
         keepdims: bool = False,
     ) -> Tensor:
-        """Σ(x - mean)² / (n - ddof) over axis, as np.var."""
+        """Σ(x - mean)² / (n - ddof) over `axis`, as np.var.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0, 2.0, 3.0, 4.0]).var(ddof=1).item()
+        1.6666666269302368
+        """
         deviation = self - self.mean(axis=axis, keepdims=True)
         squares = (deviation * deviation).sum(axis=axis, keepdims=keepdims)
         n = self.size // max(squares.size, 1)
@@ -454,68 +642,130 @@ class Tensor:
     def max(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Tensor:
-        """Largest element over axis; tied maxima share the gradient evenly."""
+        """Largest element over `axis`; tied maxima share the gradient evenly.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([1.0, 3.0, 3.0], requires_grad=True); x.max().backward(); x.grad
+        Tensor([0. , 0.5, 0.5])
+        """
         return self._apply(ops.Max, self, axis=axis, keepdims=keepdims)
 
     def min(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Tensor:
-        """Smallest element over axis; tied minima share the gradient evenly."""
+        """Smallest element over `axis`; tied minima share the gradient evenly.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1.0, 5.0], [0.0, 2.0]]).min(axis=0)
+        Tensor([0., 2.])
+        """
         return self._apply(ops.Min, self, axis=axis, keepdims=keepdims)
 
     def logsumexp(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Tensor:
-        """log Σ exp(x) over axis, finite for large |x|."""
+        """log Σ eˣ over `axis`, finite for any |x|; the gradient is softmax(x).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1000.0, 1000.0]).logsumexp().item()
+        1000.6931762695312
+        """
         return self._apply(ops.LogSumExp, self, axis=axis, keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        """exp(x) / Σ exp(x) along axis."""
+        """eˣ / Σ eˣ along `axis`, finite for any |x|.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 0.0]).softmax()
+        Tensor([0.5, 0.5])
+        """
         return self._apply(ops.Softmax, self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        """x - logsumexp(x) along axis."""
+        """x - logsumexp(x) along `axis`, finite for any |x|.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 0.0]).log_softmax()
+        Tensor([-0.6931472, -0.6931472])
+        """
         return self._apply(ops.LogSoftmax, self, axis=axis)
 
     # ---------------------------------------------------------------------- shape
     def reshape(self, *shape: Any) -> Tensor:
+        """The same values in a new shape (`reshape(2, 3)` or `reshape((2, 3))`, one -1 allowed).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.arange(6.0).reshape(2, -1).shape
+        (2, 3)
+        """
         shape = _shape_arg(shape)
         if shape == self.shape:
             return self
         return self._apply(ops.Reshape, self, shape=shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        """Axes permuted as np.transpose; no axes reverses them."""
+        """Axes permuted as np.transpose; no axes reverses them.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3, 4).transpose(2, 0, 1).shape
+        (4, 2, 3)
+        """
         if not axes:
             return self._apply(ops.Transpose, self, axes=None)
         return self._apply(ops.Transpose, self, axes=_shape_arg(axes))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Two axes exchanged.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3, 4).swapaxes(0, -1).shape
+        (4, 3, 2)
+        """
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return self.transpose(*axes)
 
     def flatten(self, start_axis: int = 0) -> Tensor:
-        """Axes from `start_axis` on merged into one."""
+        """Axes from `start_axis` on merged into one.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3, 4).flatten(1).shape
+        (2, 12)
+        """
         start = start_axis % max(self.ndim, 1)
         return self.reshape(*self.shape[:start], -1)
 
     def expand(self, *shape: Any) -> Tensor:
-        """The tensor broadcast to `shape` (a view; the gradient is summed back)."""
+        """The tensor broadcast to `shape` (a view; the gradient is summed back).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(3, 1).expand(3, 4).shape
+        (3, 4)
+        """
         shape = _shape_arg(shape)
         if shape == self.shape:
             return self
         return self._apply(ops.Expand, self, shape=shape)
 
     def sum_to(self, shape: Shape) -> Tensor:
-        """Sum over the broadcast axes so the result has `shape`: broadcasting's adjoint."""
+        """Sum over the broadcast axes so the result has `shape`: broadcasting's adjoint.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2, 3).sum_to((1, 3))
+        Tensor([[2., 2., 2.]])
+        """
         shape = tuple(shape)
         if shape == self.shape:
             return self
         return self._apply(ops.SumTo, self, shape=shape)
 
     def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
-        """Drop axes of length 1 (all of them, or those in `axis`)."""
+        """Drop axes of length 1 (all of them, or those in `axis`).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 1, 3).squeeze().shape
+        (2, 3)
+        """
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         axes = {_axis(a, self.ndim, "squeeze") for a in _as_tuple(axis)}
@@ -527,7 +777,12 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
 
     def unsqueeze(self, axis: int) -> Tensor:
-        """Insert an axis of length 1 at `axis`."""
+        """Insert an axis of length 1 at `axis`.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros(2, 3).unsqueeze(0).shape
+        (1, 2, 3)
+        """
         a = _axis(axis, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:a] + (1,) + self.shape[a:])
 
@@ -561,14 +816,24 @@ class Tensor:
 
     @staticmethod
     def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """A tensor of ones."""
+        """A tensor of ones; `ones(2, 3)` and `ones((2, 3))` alike.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2)
+        Tensor([1., 1.])
+        """
         return _factory(np.ones(_shape_arg(shape)), dtype, requires_grad)
 
     @staticmethod
     def full(
         shape: Any, value: float, dtype: Any = None, requires_grad: bool = False
     ) -> Tensor:
-        """A tensor filled with `value`."""
+        """A tensor filled with `value`.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.full((2,), 7.0)
+        Tensor([7., 7.])
+        """
         shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
         return _factory(np.full(shape, value), dtype, requires_grad)
 
@@ -576,12 +841,23 @@ class Tensor:
     def eye(
         n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False
     ) -> Tensor:
-        """The identity matrix (n × m)."""
+        """The identity matrix (n × m).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.eye(2)
+        Tensor([[1., 0.],
+                [0., 1.]])
+        """
         return _factory(np.eye(n, m), dtype, requires_grad)
 
     @staticmethod
     def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Evenly spaced values as np.arange; integers stay int64 unless a dtype is given."""
+        """Evenly spaced values as np.arange; integers stay int64 unless a dtype is given.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.arange(3)
+        Tensor([0, 1, 2])
+        """
         values = np.arange(*args)
         if dtype is None and values.dtype.kind == "f":
             dtype = _config.get_default_dtype()
@@ -589,28 +865,48 @@ class Tensor:
 
     @staticmethod
     def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Uniform samples in [0, 1) from the seeded generator (`manual_seed`)."""
+        """Uniform samples in [0, 1) from the seeded generator (`manual_seed`).
+
+        >>> import tinygrad_bp as tg
+        >>> _ = tg.manual_seed(0); tg.rand(2, 3).shape
+        (2, 3)
+        """
         return _factory(
             _config.get_rng().random(_shape_arg(shape)), dtype, requires_grad
         )
 
     @staticmethod
     def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Standard normal samples from the seeded generator (`manual_seed`)."""
+        """Standard normal samples from the seeded generator (`manual_seed`).
+
+        >>> import tinygrad_bp as tg
+        >>> _ = tg.manual_seed(0); tg.randn(4).dtype
+        dtype('float32')
+        """
         return _factory(
             _config.get_rng().standard_normal(_shape_arg(shape)), dtype, requires_grad
         )
 
     @staticmethod
     def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Zeros with the shape (and, unless given, the dtype) of `t`."""
+        """Zeros with the shape (and, unless given, the dtype) of `t`.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.zeros_like(tg.ones(2, 2)).tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
+        """
         return Tensor(
             np.zeros(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
         )
 
     @staticmethod
     def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Ones with the shape (and, unless given, the dtype) of `t`."""
+        """Ones with the shape (and, unless given, the dtype) of `t`.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones_like(tg.zeros(3))
+        Tensor([1., 1., 1.])
+        """
         return Tensor(
             np.ones(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
         )
@@ -775,30 +1071,55 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise max(a, b); on ties each side gets half the gradient."""
+    """Elementwise max(a, b); on ties each side gets half the gradient.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.maximum(tg.tensor([1.0, 5.0]), 3.0)
+    Tensor([3., 5.])
+    """
     return Tensor._apply(ops.Maximum, a, b)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise min(a, b); on ties each side gets half the gradient."""
+    """Elementwise min(a, b); on ties each side gets half the gradient.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.minimum(tg.tensor([1.0, 5.0]), 3.0)
+    Tensor([1., 3.])
+    """
     return Tensor._apply(ops.Minimum, a, b)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Elements of `a` where `condition` holds, else of `b` (the gradient follows)."""
+    """Elements of `a` where `condition` holds, else of `b` (the gradient follows).
+
+    >>> import tinygrad_bp as tg
+    >>> x = tg.tensor([-1.0, 2.0]); tg.where(x > 0, x, 0.0)
+    Tensor([0., 2.])
+    """
     cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     return Tensor._apply(ops.Where, Tensor._wrap(cond.astype(bool)), a, b)
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    """The tensors joined along an existing axis."""
+    """The tensors joined along an existing axis.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.concatenate([tg.zeros(2, 1), tg.ones(2, 2)], axis=1).shape
+    (2, 3)
+    """
     if len(tensors) == 0:
         raise ValueError("concatenate: needs at least one tensor")
     return Tensor._apply(ops.Concatenate, *tensors, axis=axis)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    """The tensors joined along a new axis."""
+    """The tensors joined along a new axis.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.stack([tg.zeros(3), tg.ones(3)]).shape
+    (2, 3)
+    """
     if len(tensors) == 0:
         raise ValueError("stack: needs at least one tensor")
     shapes = {np.shape(t) for t in tensors}
