@@ -35,12 +35,15 @@ class Function(abc.ABC):
     12.0
     """
 
-    # Set when the node is recorded. `inputs` becomes None once the node has been
-    # released (backward without retain_graph), which makes a second backward fail loudly.
+    # Set when the node is recorded: `inputs` (None once the node has been released by
+    # a backward without retain_graph, so a second backward fails loudly),
+    # `needs_input_grad`, and `saved_leaves`, the read-only locks on the leaf arrays
+    # this node saved (see SavedLeaves) or None. Slots, because every op makes a node;
+    # what an op keeps for its backward (masks, shapes) goes in its __dict__.
+    __slots__ = ("__dict__", "inputs", "needs_input_grad", "saved_leaves")
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
-    # Read-only locks on the leaf arrays this node saved (see SavedLeaves), or None.
-    saved_leaves: SavedLeaves | None = None
+    saved_leaves: SavedLeaves | None
 
     @abc.abstractmethod
     def forward(self, *arrays: Any, **params: Any) -> Any:
@@ -61,8 +64,9 @@ class Function(abc.ABC):
 
     def release(self) -> None:
         """Drop everything saved for backward; a later backward through here raises."""
-        self.__dict__.clear()
         self.inputs = None
+        self.saved_leaves = None  # unlocks the leaves' arrays
+        self.__dict__.clear()
 
     @property
     def name(self) -> str:

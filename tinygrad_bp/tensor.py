@@ -131,8 +131,7 @@ class Tensor:
                 leaves = [
                     a for a in args if isinstance(a, Tensor) and a.grad_fn is None
                 ]
-                if leaves:
-                    fn.saved_leaves = SavedLeaves(leaves)
+                fn.saved_leaves = SavedLeaves(leaves) if leaves else None
                 out.grad_fn = fn
                 out._requires_grad = True
         return out
