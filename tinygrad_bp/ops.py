@@ -393,7 +393,10 @@ def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
     """The shape a reduction over `axis` has with keepdims=True."""
     if axis is None:
         return (1,) * len(shape)
-    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {
+        a % len(shape)
+        for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)
+    }
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
