@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 from tinygrad_bp.optim.optimizer import Optimizer, _check_non_negative
 
 
-class LRScheduler:
+class LRScheduler(abc.ABC):
     """Base: ``step()`` advances ``last_epoch`` and sets every group's lr to ``get_lr()``.
 
     As in PyTorch, ``get_lr`` is written recursively (from each group's current lr),
@@ -36,12 +37,13 @@ class LRScheduler:
         self.last_epoch = 0
         self._last_lr: list[float] = [g["lr"] for g in optimizer.param_groups]
 
+    @abc.abstractmethod
     def _check_hyperparameters(self, **values: Any) -> None:
         """Raise TypeError/ValueError naming any invalid hyper-parameter."""
 
+    @abc.abstractmethod
     def get_lr(self) -> list[float]:
         """Each group's lr for epoch ``last_epoch``, from its lr at the epoch before."""
-        raise NotImplementedError(f"{type(self).__name__} must define get_lr")
 
     def step(self) -> None:
         """Advance one epoch and write the new lr into every parameter group."""

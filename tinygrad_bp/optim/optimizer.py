@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 import tinygrad_bp as tg
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Holds parameter groups and per-parameter state; subclasses supply the update.
 
     ``params`` is an iterable of Tensors (one group) or of dicts, each a parameter
@@ -149,8 +150,9 @@ class Optimizer:
                 self._update_group(group)
         return loss
 
+    @abc.abstractmethod
     def _update_group(self, group: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define _update_group")
+        """Update the parameters of one group in place (each optimizer's algorithm)."""
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as plain data: copied arrays, lists, numbers.
