@@ -251,3 +251,19 @@ def test_pad_and_stack_errors():
         tg.stack([tg.zeros(2), tg.zeros(3)])
     with pytest.raises(ValueError, match="at least one"):
         tg.concatenate([])
+
+
+def test_iteration_yields_rows_that_stay_in_the_graph():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(x)
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    (rows[1] * 2).sum().backward()
+    assert x.grad.tolist() == [[0.0, 0.0], [2.0, 2.0]]
+    with pytest.raises(TypeError, match="0-d"):
+        iter(tg.tensor(1.0))
+
+
+def test_format_spec_applies_to_one_element_tensors():
+    assert f"{tg.tensor(0.123456):.3f}" == "0.123"
+    assert f"{tg.tensor([2.5]):>6}" == "   2.5"
+    assert f"{tg.tensor([1.0, 2.0])}" == "Tensor([1., 2.])"

@@ -273,6 +273,17 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.data)
 
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    def __format__(self, spec: str) -> str:
+        """Format specs apply to one-element tensors' value: f"{loss:.3f}"."""
+        if spec and self.data.size == 1:
+            return format(self.data.item(), spec)
+        return format(repr(self), spec)
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extras = []
