@@ -119,9 +119,10 @@ class Tensor:
                 break
         try:
             data = fn.forward(*[t.data for t in inputs], **params)
-        except ValueError as error:
-            shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{fn.name} on shapes {shapes}: {error}") from None
+        except (ValueError, TypeError) as error:  # name the op and its operands
+            shapes = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
+            kind = ValueError if isinstance(error, ValueError) else TypeError
+            raise kind(f"{fn.name} on {shapes}: {error}") from None
         out = Tensor._wrap(data)
         if _State.enabled:
             needs = tuple([t._requires_grad for t in inputs])
