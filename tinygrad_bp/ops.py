@@ -409,7 +409,8 @@ class Sum(Function):
         return out
 
     def backward(self, grad, out):
-        return grad.reshape(self.kept_shape).expand(*self.inputs[0].shape)
+        kept = grad if grad.ndim == 0 else grad.reshape(self.kept_shape)
+        return kept.expand(*self.inputs[0].shape)
 
 
 class _Extremum(Function):
