@@ -301,33 +301,33 @@ class Pow(Function):
         return grad_a, grad_b
 
 
-def _tie_weights(a, b, a_wins):
-    # 1 where a wins, 0 where b wins, 1/2 on a tie: the gradient is split evenly
-    return np.where(a == b, 0.5, a_wins).astype(np.result_type(a, b))
+class _Choose(Function):
+    """z = max (min) of a and b elementwise; the gradient goes to the chosen side,
+    half to each on a tie."""
+
+    choose: Callable[..., np.ndarray]
+    a_wins: Callable[..., np.ndarray]
+
+    def forward(self, a, b):
+        return type(self).choose(a, b)
+
+    def backward(self, grad, out):
+        a, b = (t.data for t in self.inputs)
+        to_a = np.where(a == b, 0.5, type(self).a_wins(a, b))
+        to_a = to_a.astype(np.result_type(a, b))
+        return grad * to_a, grad * (1 - to_a)
 
 
-class Maximum(Function):
+class Maximum(_Choose):
     """z = max(a, b); dz/da = [a > b] (1/2 on ties), dz/db = [b > a] (1/2 on ties)"""
 
-    def forward(self, a, b):
-        return np.maximum(a, b)
-
-    def backward(self, grad, out):
-        a, b = (t.data for t in self.inputs)
-        to_a = _tie_weights(a, b, a > b)
-        return grad * to_a, grad * (1 - to_a)
+    choose, a_wins = np.maximum, np.greater
 
 
-class Minimum(Function):
+class Minimum(_Choose):
     """z = min(a, b); dz/da = [a < b] (1/2 on ties), dz/db = [b < a] (1/2 on ties)"""
 
-    def forward(self, a, b):
-        return np.minimum(a, b)
-
-    def backward(self, grad, out):
-        a, b = (t.data for t in self.inputs)
-        to_a = _tie_weights(a, b, a < b)
-        return grad * to_a, grad * (1 - to_a)
+    choose, a_wins = np.minimum, np.less
 
 
 class Where(Function):

@@ -631,7 +631,7 @@ class Tensor:
         Tensor([1.5, 3.5])
         """
         total = self.sum(axis=axis, keepdims=keepdims)
-        return total / (self.size // max(total.size, 1))
+        return total / self._count_reduced_into(total)
 
     def var(
         self,
@@ -647,8 +647,11 @@ class Tensor:
         """
         deviation = self - self.mean(axis=axis, keepdims=True)
         squares = (deviation * deviation).sum(axis=axis, keepdims=keepdims)
-        n = self.size // max(squares.size, 1)
-        return squares / (n - ddof)
+        return squares / (self._count_reduced_into(squares) - ddof)
+
+    def _count_reduced_into(self, reduced: Tensor) -> int:
+        """How many of this tensor's elements each element of `reduced` summarises."""
+        return self.size // max(reduced.size, 1)
 
     def max(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
