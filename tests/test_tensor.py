@@ -267,3 +267,37 @@ def test_format_spec_applies_to_one_element_tensors():
     assert f"{tg.tensor(0.123456):.3f}" == "0.123"
     assert f"{tg.tensor([2.5]):>6}" == "   2.5"
     assert f"{tg.tensor([1.0, 2.0])}" == "Tensor([1., 2.])"
+
+
+def test_operand_type_errors_name_the_op_shapes_and_dtypes():
+    with pytest.raises(TypeError, match=r"Add on \(2,\) float32, \(\) <U1"):
+        tg.ones(2) + "a"
+
+
+def test_windows_errors_name_the_bad_argument():
+    x = tg.zeros(1, 1, 3, 3)
+    with pytest.raises(ValueError, match=r"positive int or a pair.*\(2, 0\)"):
+        x.windows((2, 0))
+    with pytest.raises(ValueError, match=r"positive int or a pair.*-1"):
+        x.windows(2, stride=-1)
+    with pytest.raises(ValueError, match=r"4x4 window does not fit.*\(1, 1, 3, 3\)"):
+        x.windows(4)
+
+
+def test_clip_needs_a_bound():
+    with pytest.raises(ValueError, match="at least one of lo and hi"):
+        tg.ones(2).clip(None, None)
+    assert tg.tensor([-2.0, 5.0]).clip(None, 1.0).tolist() == [-2.0, 1.0]
+
+
+def test_astype_to_an_integer_dtype_needs_no_grad():
+    x = tg.ones(2, requires_grad=True)
+    with pytest.raises(TypeError, match="floating"):
+        x.astype(np.int64)
+    assert tg.ones(2).astype(np.int64).dtype == np.int64
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_min_of_an_empty_tensor_raise(reduce):
+    with pytest.raises(ValueError, match=r"empty array of shape \(0,\)"):
+        getattr(tg.zeros(0), reduce)()
