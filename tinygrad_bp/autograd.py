@@ -44,10 +44,20 @@ def toposort(roots: Sequence[Any]) -> list[Any]:
             continue
         if fn.inputs is None:
             raise RuntimeError(SECOND_BACKWARD)
+        if tensor.data is not fn.output:  # checked before any backward runs
+            raise RuntimeError(_replaced(fn))
         for x in fn.inputs:
             if x._requires_grad and x not in visited:
                 stack.append((x, False))
     return order
+
+
+def _replaced(fn: Any) -> str:
+    return (
+        f"the data of a result of {fn.name} (shape {fn.output.shape}) was replaced "
+        "after the forward pass; the gradient would be wrong. Run backward before "
+        "changing the tensor, or redo the forward pass."
+    )
 
 
 def backprop(

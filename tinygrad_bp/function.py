@@ -37,13 +37,26 @@ class Function(abc.ABC):
 
     # Set when the node is recorded: `inputs` (None once the node has been released by
     # a backward without retain_graph, so a second backward fails loudly),
-    # `needs_input_grad`, and `saved_leaves`, the read-only locks on the leaf arrays
-    # this node saved (see SavedLeaves) or None. Slots, because every op makes a node;
-    # what an op keeps for its backward (masks, shapes) goes in its __dict__.
-    __slots__ = ("__dict__", "inputs", "needs_input_grad", "saved_leaves")
+    # `needs_input_grad`, `saved_leaves`, the read-only locks on the leaf arrays this
+    # node saved (see SavedLeaves) or None, and `output`, the array it computed. Later
+    # nodes and this one's backward read that array, so `Tensor._apply` makes it
+    # read-only while the node lives (`owns_lock`; a view of an array that is already
+    # read-only is born read-only and needs no lock of its own). Slots, because every
+    # op makes a node; what an op keeps for its backward (masks, shapes) goes in its
+    # __dict__.
+    __slots__ = (
+        "__dict__",
+        "inputs",
+        "needs_input_grad",
+        "output",
+        "owns_lock",
+        "saved_leaves",
+    )
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved_leaves: SavedLeaves | None
+    output: Any
+    owns_lock: bool
 
     @abc.abstractmethod
     def forward(self, *arrays: Any, **params: Any) -> Any:
@@ -67,6 +80,17 @@ class Function(abc.ABC):
         self.inputs = None
         self.saved_leaves = None  # unlocks the leaves' arrays
         self.__dict__.clear()
+        if self.owns_lock:
+            self.owns_lock = False
+            _unlock(self.output)
+
+    def __del__(self) -> None:
+        # a graph dropped without a backward makes its arrays writable again too
+        try:
+            if self.owns_lock:
+                _unlock(self.output)
+        except AttributeError:
+            pass  # never recorded (made outside Tensor._apply)
 
     @property
     def name(self) -> str:
@@ -77,6 +101,13 @@ class Function(abc.ABC):
         return f"<{self.name}>"
 
 
+def _unlock(array: Any) -> None:
+    try:  # noqa: SIM105 (hot path: a plain try is cheaper)
+        array.setflags(True)  # write=True (positional is cheaper)
+    except ValueError:
+        pass  # a view of an array that is itself still locked stays read-only
+
+
 class SavedLeaves:
     """Keeps the arrays of a node's leaf inputs read-only while the node is alive.
 
@@ -85,8 +116,9 @@ class SavedLeaves:
     such a write with "assignment destination is read-only" instead. When the node is
     released by backward, or garbage-collected with its graph, the arrays become
     writable again. A leaf's `_lock` is None or `[number of live nodes, array we made
-    read-only (None if it already was)]`. Only leaves are locked: they are what users
-    and optimizers write to, and locking them costs nothing per intermediate result.
+    read-only (None if it already was)]`. A leaf needs this count because many nodes
+    share it; an intermediate result belongs to the one node that computed it, which
+    locks it itself (`Function.lock_output`).
     """
 
     __slots__ = ("arrays", "leaves")
@@ -122,7 +154,4 @@ class SavedLeaves:
                 continue
             t._lock = None
             if lock[1] is not None:
-                try:  # noqa: SIM105 (hot path: a plain try is cheaper)
-                    lock[1].setflags(write=True)
-                except ValueError:
-                    pass  # a view of an array that is itself still locked stays read-only
+                _unlock(lock[1])

@@ -288,7 +288,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """z = a**b; dz/da = b a**(b-1), dz/db = z log(a)"""
+    """z = a**b; dz/da = b a**(b-1), dz/db = z log(a), with PyTorch's finite values at
+    a zero base: dz/da = 0 where a = b = 0, and dz/db = 0 where a = 0 and b >= 0"""
 
     def forward(self, a, b):
         return a**b
@@ -296,8 +297,25 @@ class Pow(Function):
     def backward(self, grad, out):
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
-        grad_a = grad * b * a ** (b - 1) if need_a else None
-        grad_b = grad * out * a.log() if need_b else None
+        grad_a = grad_b = None
+        if need_a:
+            # a**0 = 1 for every a, so its derivative is 0, also at a = 0 where the
+            # formula gives 0 * inf (elsewhere it is exact, to any order)
+            constant = (b.data == 0) & (a.data == 0)
+            if constant.any():
+                # the exponent is swapped where masked, so no 0 * inf = NaN appears
+                # there at this order or any higher one (the double-where trick)
+                safe = b * a ** Where.apply(constant, 1, b - 1)
+                grad_a = grad * Where.apply(constant, 0, safe)
+            else:
+                grad_a = grad * b * a ** (b - 1)
+        if need_b:
+            zero_base = (a.data == 0) & (b.data >= 0)  # where log(a) = -inf
+            if zero_base.any():
+                safe = out * Where.apply(zero_base, 1, a).log()
+                grad_b = grad * Where.apply(zero_base, 0, safe)
+            else:
+                grad_b = grad * out * a.log()
         return grad_a, grad_b
 
 
@@ -389,14 +407,28 @@ class MatMul(Function):
 # ---------------------------------------------------------------------------------------
 
 
-def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
-    """The shape a reduction over `axis` has with keepdims=True."""
+def reduction_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints) as a sorted tuple of axes in
+    [0, ndim). None means every axis. As in NumPy, a 0-d array accepts axis 0 or -1
+    (and reduces nothing). Every reduction and softmax normalises its axis here."""
     if axis is None:
-        return (1,) * len(shape)
-    axes = {
-        a % len(shape)
-        for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)
-    }
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ndim == 0 and all(a in (0, -1) for a in axes):
+        return ()
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for {ndim} dimensions")
+    normalised = sorted(int(a) % ndim for a in axes)
+    if len(set(normalised)) != len(normalised):
+        raise ValueError(f"axis {axis!r} names the same axis twice")
+    return tuple(normalised)
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a reduction over `axes` (normalised) has with keepdims=True."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
@@ -404,9 +436,9 @@ class Sum(Function):
     """y = Σ x over axis; dy/dx = 1 (the gradient is broadcast back)"""
 
     def forward(self, x, axis=None, keepdims=False):
-        out = np.sum(x, axis=axis, keepdims=keepdims)
+        axis = reduction_axes(axis, x.ndim)
         self.kept_shape = _kept_shape(x.shape, axis)
-        return out
+        return np.sum(x, axis=axis, keepdims=keepdims)
 
     def backward(self, grad, out):
         kept = grad if grad.ndim == 0 else grad.reshape(self.kept_shape)
@@ -423,6 +455,7 @@ class _Extremum(Function):
             raise ValueError(
                 f"{self.name}: cannot reduce an empty array of shape {x.shape}"
             )
+        axis = reduction_axes(axis, x.ndim)
         extremum = type(self).reduce(x, axis=axis, keepdims=True)
         self.kept_shape = extremum.shape
         winners = x == extremum
@@ -462,6 +495,7 @@ class LogSumExp(Function):
     """y = log Σ exp(x) over axis; dy/dx = exp(x - y) = softmax(x)"""
 
     def forward(self, x, axis=None, keepdims=False):
+        axis = reduction_axes(axis, x.ndim)
         with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer
             out = _logsumexp(x, axis)
         self.kept_shape = out.shape
@@ -476,7 +510,7 @@ class Softmax(Function):
     """y = exp(x) / Σ exp(x) along axis; dx = y (g - Σ g y)"""
 
     def forward(self, x, axis=-1):
-        self.axis = axis
+        self.axis = axis = reduction_axes(axis, x.ndim)
         e = np.exp(_max_shifted(x, axis)[0])
         return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -488,7 +522,7 @@ class LogSoftmax(Function):
     """y = x - logsumexp(x) along axis; dx = g - exp(y) Σ g"""
 
     def forward(self, x, axis=-1):
-        self.axis = axis
+        self.axis = axis = reduction_axes(axis, x.ndim)
         shifted, _ = _max_shifted(x, axis)
         with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer
             return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))

@@ -108,15 +108,29 @@ class Tensor:
         t._lock = None
         return t
 
+    def _recorded(self) -> bool:
+        """Whether an op on this tensor now would be recorded in the graph."""
+        return _State.enabled and self._requires_grad
+
+    def _alias(self) -> Tensor:
+        """A new Tensor on the same array, outside the graph: what an op that changes
+        nothing returns when there is nothing to record (under no_grad, say), without
+        the cost of running it."""
+        return Tensor._wrap(self.data)
+
     @staticmethod
     def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
         """Run `op` on Tensors (or scalars/arrays, made constants) and record the node."""
         fn = op()
+        fn.owns_lock = False
         inputs = args
         for a in args:
             if not isinstance(a, Tensor):
                 inputs = _operands(args)
                 break
+        else:
+            if len(args) > 1 and args[0].data.dtype is not args[-1].data.dtype:
+                inputs = _operands(args)  # mixed dtypes: integers must not widen
         try:
             data = fn.forward(*[t.data for t in inputs], **params)
         except (ValueError, TypeError) as error:  # name the op and its operands
@@ -133,6 +147,10 @@ class Tensor:
                     a for a in args if isinstance(a, Tensor) and a.grad_fn is None
                 ]
                 fn.saved_leaves = SavedLeaves(leaves) if leaves else None
+                fn.output = data = out.data
+                if data.flags.writeable:  # see Function: read-only while fn lives
+                    data.setflags(False)  # (write=False; positional is cheaper)
+                    fn.owns_lock = True
                 out.grad_fn = fn
                 out._requires_grad = True
         return out
@@ -314,7 +332,9 @@ class Tensor:
         """
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
-            return self
+            # as torch's .to(), the same tensor; under no_grad (as every op there)
+            # a new one that does not require grad
+            return self if _State.enabled else self._alias()
         if self._requires_grad:
             _check_grad_dtype(dtype)
         return self._apply(ops.Cast, self, dtype=dtype)
@@ -330,7 +350,7 @@ class Tensor:
 
         `gradient` (dL/dself) may be omitted only when self has one element.
         """
-        seed = _seed(self, gradient, "backward()")
+        seed = _seed(self, gradient, "backward()", create_graph)
         backprop([self], [seed], retain_graph or create_graph, create_graph)
 
     def retain_grad(self) -> None:
@@ -407,7 +427,8 @@ class Tensor:
         return self._apply(ops.Neg, self)
 
     def __pos__(self) -> Tensor:
-        return self
+        # as torch.positive, the same tensor; under no_grad a new one without grad
+        return self if _State.enabled else self._alias()
 
     # ------------------------------------------------- comparisons (no gradient)
     def _compare(self, compare: Callable, other: Any) -> Tensor:
@@ -713,8 +734,8 @@ class Tensor:
         (2, 3)
         """
         shape = _shape_arg(shape)
-        if shape == self.shape:
-            return self
+        if shape == self.shape and not self._recorded():
+            return self._alias()
         return self._apply(ops.Reshape, self, shape=shape)
 
     def transpose(self, *axes: Any) -> Tensor:
@@ -757,8 +778,21 @@ class Tensor:
         (3, 4)
         """
         shape = _shape_arg(shape)
-        if shape == self.shape:
-            return self
+        lead = len(shape) - self.ndim
+        if lead < 0:
+            raise ValueError(
+                f"expand: shape {shape} has fewer axes than the tensor's {self.shape}"
+            )
+        if -1 in shape:  # -1 keeps an existing axis's size, as in PyTorch
+            if -1 in shape[:lead]:
+                raise ValueError(
+                    f"expand: -1 is not allowed for the new leading axes of {shape}"
+                )
+            shape = shape[:lead] + tuple(
+                old if new == -1 else new for new, old in zip(shape[lead:], self.shape)
+            )
+        if shape == self.shape and not self._recorded():
+            return self._alias()
         return self._apply(ops.Expand, self, shape=shape)
 
     def sum_to(self, shape: Shape) -> Tensor:
@@ -769,8 +803,8 @@ class Tensor:
         Tensor([[2., 2., 2.]])
         """
         shape = tuple(shape)
-        if shape == self.shape:
-            return self
+        if shape == self.shape and not self._recorded():
+            return self._alias()
         return self._apply(ops.SumTo, self, shape=shape)
 
     def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
@@ -956,35 +990,55 @@ def _scalar(value: float, like: np.dtype) -> Tensor:
 
 
 def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
-    """Make constants of non-Tensor operands. Python scalars take the array operands'
-    dtype as NumPy's weak scalars do (`float32_tensor * 2.0` stays float32)."""
+    """Make constants of non-Tensor operands and settle the dtype they compute in.
+
+    Python scalars take the array operands' dtype as NumPy's weak scalars do
+    (`float32_tensor * 2.0` stays float32). As in PyTorch, an integer operand never
+    widens a floating one: it is converted to the widest floating dtype among the
+    operands (`float32_tensor * int64_array` is float32). Boolean operands are left
+    as they are (NumPy never widens a float with them, and `where` needs its mask)."""
     if len(args) == 2:  # the common `tensor op scalar` and `scalar op tensor`
         a, b = args
         if isinstance(a, Tensor):
             if type(b) in _PYTHON_SCALARS:
                 return a, _scalar(b, a.data.dtype)
-            if type(b) is np.ndarray:
+            if type(b) is np.ndarray and not _int_meets_float(a.data.dtype, b.dtype):
                 return a, Tensor._wrap(b)
         elif isinstance(b, Tensor):
             if type(a) in _PYTHON_SCALARS:
                 return _scalar(a, b.data.dtype), b
-            if type(a) is np.ndarray:
+            if type(a) is np.ndarray and not _int_meets_float(a.dtype, b.data.dtype):
                 return Tensor._wrap(a), b
+    args = [np.asarray(a) if isinstance(a, np.generic) else a for a in args]
     dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
+    floats = [d for d in dtypes if d.kind == "f"]
     like = (
-        dtypes[0] if len(dtypes) == 1 else np.result_type(*dtypes) if dtypes else None
+        np.result_type(*floats)
+        if floats
+        else dtypes[0]
+        if len(dtypes) == 1
+        else np.result_type(*dtypes)
+        if dtypes
+        else None
     )
     out = []
     for a in args:
-        if isinstance(a, Tensor):
-            out.append(a)
-        elif isinstance(a, np.ndarray):
-            out.append(Tensor._wrap(a))
+        if isinstance(a, (Tensor, np.ndarray)):
+            array = a.data if isinstance(a, Tensor) else a
+            if floats and array.dtype.kind in "iu":
+                out.append(Tensor._wrap(array.astype(like)))
+            else:
+                out.append(a if isinstance(a, Tensor) else Tensor._wrap(a))
         elif type(a) in _PYTHON_SCALARS and like is not None:
             out.append(_scalar(a, like))
         else:
             out.append(Tensor._wrap(_as_array(a)))
     return tuple(out)
+
+
+def _int_meets_float(a: np.dtype, b: np.dtype) -> bool:
+    kinds = a.kind + b.kind
+    return "f" in kinds and ("i" in kinds or "u" in kinds)
 
 
 def _index(index: Any) -> Any:
@@ -998,8 +1052,11 @@ def _index(index: Any) -> Any:
     return index
 
 
-def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
-    """The starting gradient dL/d(out) for a backward pass, checked and copied."""
+def _seed(out: Tensor, gradient: Any, caller: str, create_graph: bool) -> Tensor:
+    """The starting gradient dL/d(out) for a backward pass, checked and copied.
+
+    Only a recorded pass (`create_graph`) keeps a `gradient` that requires grad in the
+    graph; otherwise the seed is a copy, so no `.grad` is, or requires grad like, it."""
     if not out._requires_grad:
         raise RuntimeError(
             f"{caller}: the tensor does not require grad and has no grad_fn: no "
@@ -1012,7 +1069,7 @@ def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
                 f"element; this one has shape {out.shape}: pass gradient= of that shape"
             )
         return Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
-    if isinstance(gradient, Tensor) and gradient.requires_grad:
+    if create_graph and isinstance(gradient, Tensor) and gradient.requires_grad:
         seed = gradient  # keep it in the graph: create_graph callers differentiate it
     else:
         seed = Tensor(gradient, dtype=out.dtype)
@@ -1055,7 +1112,7 @@ def grad(
             raise TypeError(f"grad: inputs[{i}] is a {type(x).__name__}, not a Tensor")
         if not x._requires_grad:
             raise RuntimeError(f"grad: inputs[{i}] does not require grad")
-    seeds = [_seed(o, g, "grad()") for o, g in zip(outputs, grad_outputs)]
+    seeds = [_seed(o, g, "grad()", create_graph) for o, g in zip(outputs, grad_outputs)]
     retain = create_graph if retain_graph is None else retain_graph
     grads = backprop(outputs, seeds, retain, create_graph, inputs)
     for i, g in enumerate(grads):
