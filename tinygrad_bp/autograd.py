@@ -44,7 +44,7 @@ def toposort(roots: Sequence[Any]) -> list[Any]:
             continue
         if fn.inputs is None:
             raise RuntimeError(SECOND_BACKWARD)
-        if tensor.data is not fn.output:  # checked before any backward runs
+        if tensor.data is not fn._output:  # checked before any backward runs
             raise RuntimeError(_replaced(fn))
         for x in fn.inputs:
             if x._requires_grad and x not in visited:
@@ -54,7 +54,7 @@ def toposort(roots: Sequence[Any]) -> list[Any]:
 
 def _replaced(fn: Any) -> str:
     return (
-        f"the data of a result of {fn.name} (shape {fn.output.shape}) was replaced "
+        f"the data of a result of {fn.name} (shape {fn._output.shape}) was replaced "
         "after the forward pass; the gradient would be wrong. Run backward before "
         "changing the tensor, or redo the forward pass."
     )

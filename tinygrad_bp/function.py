@@ -38,25 +38,25 @@ class Function(abc.ABC):
     # Set when the node is recorded: `inputs` (None once the node has been released by
     # a backward without retain_graph, so a second backward fails loudly),
     # `needs_input_grad`, `saved_leaves`, the read-only locks on the leaf arrays this
-    # node saved (see SavedLeaves) or None, and `output`, the array it computed. Later
+    # node saved (see SavedLeaves) or None, and `_output`, the array it computed. Later
     # nodes and this one's backward read that array, so `Tensor._apply` makes it
-    # read-only while the node lives (`owns_lock`; a view of an array that is already
+    # read-only while the node lives (`_owns_lock`; a view of an array that is already
     # read-only is born read-only and needs no lock of its own). Slots, because every
     # op makes a node; what an op keeps for its backward (masks, shapes) goes in its
     # __dict__.
     __slots__ = (
         "__dict__",
+        "_output",
+        "_owns_lock",
         "inputs",
         "needs_input_grad",
-        "output",
-        "owns_lock",
         "saved_leaves",
     )
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved_leaves: SavedLeaves | None
-    output: Any
-    owns_lock: bool
+    _output: Any
+    _owns_lock: bool
 
     @abc.abstractmethod
     def forward(self, *arrays: Any, **params: Any) -> Any:
@@ -80,15 +80,15 @@ class Function(abc.ABC):
         self.inputs = None
         self.saved_leaves = None  # unlocks the leaves' arrays
         self.__dict__.clear()
-        if self.owns_lock:
-            self.owns_lock = False
-            _unlock(self.output)
+        if self._owns_lock:
+            self._owns_lock = False
+            _unlock(self._output)
 
     def __del__(self) -> None:
         # a graph dropped without a backward makes its arrays writable again too
         try:
-            if self.owns_lock:
-                _unlock(self.output)
+            if self._owns_lock:
+                _unlock(self._output)
         except AttributeError:
             pass  # never recorded (made outside Tensor._apply)
 
@@ -118,7 +118,7 @@ class SavedLeaves:
     writable again. A leaf's `_lock` is None or `[number of live nodes, array we made
     read-only (None if it already was)]`. A leaf needs this count because many nodes
     share it; an intermediate result belongs to the one node that computed it, which
-    locks it itself (`Function.lock_output`).
+    locks it itself (see `Tensor._apply`).
     """
 
     __slots__ = ("arrays", "leaves")

@@ -122,7 +122,7 @@ class Tensor:
     def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
         """Run `op` on Tensors (or scalars/arrays, made constants) and record the node."""
         fn = op()
-        fn.owns_lock = False
+        fn._owns_lock = False
         inputs = args
         for a in args:
             if not isinstance(a, Tensor):
@@ -147,10 +147,10 @@ class Tensor:
                     a for a in args if isinstance(a, Tensor) and a.grad_fn is None
                 ]
                 fn.saved_leaves = SavedLeaves(leaves) if leaves else None
-                fn.output = data = out.data
+                fn._output = data = out.data
                 if data.flags.writeable:  # see Function: read-only while fn lives
                     data.setflags(False)  # (write=False; positional is cheaper)
-                    fn.owns_lock = True
+                    fn._owns_lock = True
                 out.grad_fn = fn
                 out._requires_grad = True
         return out
