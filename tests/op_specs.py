@@ -815,3 +815,316 @@ OP_SPECS: list[OpSpec] = [
         shapes=unary(2, 4),
     ),
 ]
+
+
+# ---------------------------------------------------------------- more operations (API.md)
+# The section "More operations" of API.md: elementwise, reductions, shape and selection,
+# einsum. Ops that return tuples (split, chunk, sort, topk) are checked through a Tensor
+# built from their results.
+LOG1P = Domain(_floats(-0.9, 3))
+TAN = Domain(_floats(-1.2, 1.2))
+OFF_INTEGERS = _away_from(*range(-3, 4))
+OFF_HALVES = _away_from(*(k + 0.5 for k in range(-4, 4)))
+PROD = Domain(_floats(-1.5, 1.5))
+# exact zeros in about one draw in three: one zero, two zeros, ... in a reduced group
+PROD_ZEROS = Domain(st.one_of(st.just(0.0), _floats(-1.5, 1.5), _floats(-1.5, 1.5)))
+
+
+def optional_axis_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"axis": st.one_of(st.none(), _axis(len(shapes_[0])))})
+
+
+def flip_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"axis": _axes(len(shapes_[0]))})
+
+
+def roll_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    ndim = len(shapes_[0])
+    shift = st.integers(-5, 5)
+    flat = st.fixed_dictionaries({"shift": shift, "axis": st.none()})
+    if ndim == 0:
+        return flat
+    axes = st.lists(_axis(ndim), min_size=1, max_size=ndim).map(tuple)
+    several = axes.flatmap(
+        lambda a: st.tuples(*[shift] * len(a)).map(lambda s: {"shift": s, "axis": a})
+    )
+    single = st.fixed_dictionaries({"shift": shift, "axis": _axis(ndim)})
+    return st.one_of(flat, single, several)
+
+
+def repeat_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    shape = shapes_[0]
+    flat = st.fixed_dictionaries({"repeats": st.integers(0, 3), "axis": st.none()})
+    if not shape:
+        return flat
+    per_element = _axis(len(shape)).flatmap(
+        lambda a: st.lists(st.integers(0, 3), min_size=shape[a], max_size=shape[a]).map(
+            lambda r: {"repeats": r, "axis": a}
+        )
+    )
+    same = st.fixed_dictionaries(
+        {"repeats": st.integers(0, 3), "axis": _axis(len(shape))}
+    )
+    return st.one_of(flat, same, per_element)
+
+
+def tile_kwargs(_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    reps = st.lists(st.integers(1, 3), max_size=4).map(tuple)
+    return st.fixed_dictionaries({"reps": st.one_of(st.integers(1, 3), reps)})
+
+
+@st.composite
+def _sizes(draw: st.DrawFn, total: int) -> list[int]:
+    """Non-negative sizes adding up to `total`."""
+    cuts = sorted(draw(st.lists(st.integers(0, total), max_size=3)))
+    return [b - a for a, b in zip([0, *cuts], [*cuts, total])]
+
+
+def split_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    shape = shapes_[0]
+    return _axis(len(shape)).flatmap(
+        lambda a: st.fixed_dictionaries(
+            {
+                "size_or_sizes": st.one_of(
+                    st.integers(1, shape[a] + 1), _sizes(shape[a])
+                ),
+                "axis": st.just(a),
+            }
+        )
+    )
+
+
+def chunk_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"n": st.integers(1, 4), "axis": _axis(len(shapes_[0]))}
+    )
+
+
+def triangle_kwargs(_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(st.just({}), st.fixed_dictionaries({"k": st.integers(-2, 2)}))
+
+
+def masked_fill_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    masks = _summed_to(shapes_[0]).flatmap(lambda s: hnp.arrays(np.bool_, s))
+    return st.fixed_dictionaries({"mask": masks, "value": st.sampled_from([0.0, -2.5])})
+
+
+@st.composite
+def _along_axis(draw: st.DrawFn, shape: Shape) -> dict[str, Any]:
+    """Indices for take_along_axis: along `axis`, up to twice its length (repeats
+    likely, negative entries allowed); elsewhere the tensor's length or 1."""
+    if draw(st.booleans()):  # axis None: 1-D indices into the flattened tensor
+        n = math.prod(shape)
+        indices = draw(
+            hnp.arrays(
+                np.int64, draw(st.integers(1, 2 * n)), elements=st.integers(-n, n - 1)
+            )
+        )
+        return {"indices": indices, "axis": None}
+    axis = draw(_axis(len(shape)))
+    n = shape[axis]
+    index_shape = [
+        draw(st.integers(1, 2 * n))
+        if a == axis % len(shape)
+        else draw(st.sampled_from([1, m]))
+        for a, m in enumerate(shape)
+    ]
+    indices = draw(
+        hnp.arrays(np.int64, tuple(index_shape), elements=st.integers(-n, n - 1))
+    )
+    return {"indices": indices, "axis": axis}
+
+
+def take_along_axis_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return _along_axis(shapes_[0])
+
+
+def sort_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"axis": _axis(len(shapes_[0])), "descending": st.booleans()}
+    )
+
+
+def topk_kwargs(shapes_: Shapes) -> st.SearchStrategy[dict[str, Any]]:
+    shape = shapes_[0]
+    return _axis(len(shape)).flatmap(
+        lambda a: st.fixed_dictionaries(
+            {
+                "k": st.integers(1, shape[a]),
+                "axis": st.just(a),
+                "largest": st.booleans(),
+            }
+        )
+    )
+
+
+@st.composite
+def _einsum_shapes(draw: st.DrawFn, side: int, subscripts: str) -> Shapes:
+    """Operand shapes for `subscripts`: one size per letter; `...` is a batch shape for
+    the first operand and shapes broadcasting with it for the others."""
+    letters = sorted(set(subscripts) - set(",->."))
+    size = {c: draw(st.integers(1, side)) for c in letters}
+    batch = draw(shapes(min_dims=0, max_dims=2, max_side=side))
+    out = []
+    for i, term in enumerate(subscripts.split("->")[0].split(",")):
+        lead = (
+            (batch if i == 0 else draw(_partner(batch, side))) if "..." in term else ()
+        )
+        head, _, tail = term.partition("...")
+        out.append((*(size[c] for c in head), *lead, *(size[c] for c in tail)))
+    return tuple(out)
+
+
+def _einsum(variant: str, subscripts: str) -> OpSpec:
+    return OpSpec(
+        f"einsum[{variant}]",
+        lambda *xs: tg.einsum(subscripts, *xs),
+        lambda *xs: np.einsum(subscripts, *xs),
+        lambda side: _einsum_shapes(side, subscripts),
+    )
+
+
+def _np_split(x: np.ndarray, size_or_sizes: Any, axis: int) -> list[np.ndarray]:
+    n = x.shape[axis]
+    if isinstance(size_or_sizes, int):
+        cuts = list(range(size_or_sizes, n, size_or_sizes))
+    else:
+        cuts = np.cumsum(size_or_sizes)[:-1].tolist()
+    return np.split(x, cuts, axis=axis)
+
+
+def _np_chunk(x: np.ndarray, n: int, axis: int) -> list[np.ndarray]:
+    return _np_split(x, -(-x.shape[axis] // n), axis)
+
+
+def _reversed_pieces(pieces: Any, axis: int, join: Callable) -> Any:
+    """The pieces joined in reverse order: each piece must land in its own place."""
+    return join(list(pieces)[::-1], axis=axis)
+
+
+def _np_sort(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    values = np.sort(x, axis=axis)
+    return np.flip(values, axis) if descending else values
+
+
+def _np_topk(x: np.ndarray, k: int, axis: int, largest: bool) -> np.ndarray:
+    values = _np_sort(x, axis, largest)
+    return np.take(values, np.arange(k), axis=axis)
+
+
+def _np_take_along_axis(x: np.ndarray, indices: np.ndarray, axis: Any) -> np.ndarray:
+    return np.take_along_axis(x, indices, axis=axis)
+
+
+MORE_OP_SPECS: list[OpSpec] = [
+    # elementwise
+    _elementwise("log1p", np.log1p, LOG1P),
+    _elementwise("expm1", np.expm1),
+    _elementwise("square", np.square),
+    _elementwise("tan", np.tan, TAN),
+    _elementwise("sign", np.sign, OFF_ZERO, smooth=False),
+    _elementwise("floor", np.floor, OFF_INTEGERS, smooth=False),
+    _elementwise("ceil", np.ceil, OFF_INTEGERS, smooth=False),
+    _elementwise("round", np.round, OFF_HALVES, smooth=False),
+    # reductions
+    # std and norm have a kink where std = 0 (norm = 0): distinct values, off zero
+    _reduction("std", lambda x, **kw: np.std(x, **kw), DISTINCT, kwargs=var_kwargs),
+    _reduction("prod", lambda x, **kw: np.prod(x, **kw), PROD),
+    OpSpec(
+        "prod[zeros]",
+        _method("prod"),
+        lambda x, **kw: np.prod(x, **kw),
+        unary(1),
+        PROD_ZEROS,
+        reduction_kwargs,
+    ),
+    _reduction("norm", lambda x, **kw: np.sqrt(np.sum(x * x, **kw)), NONZERO),
+    OpSpec(
+        "cumsum",
+        _method("cumsum"),
+        lambda x, axis: np.cumsum(x, axis=axis),
+        unary(1),
+        REAL,
+        optional_axis_kwargs,
+    ),
+    # shape and selection
+    _shape_op("flip", _method("flip"), lambda x, axis: np.flip(x, axis), flip_kwargs),
+    _shape_op("roll", _method("roll"), lambda x, **kw: np.roll(x, **kw), roll_kwargs),
+    _shape_op(
+        "repeat", _method("repeat"), lambda x, **kw: np.repeat(x, **kw), repeat_kwargs
+    ),
+    _shape_op("tile", _method("tile"), lambda x, reps: np.tile(x, reps), tile_kwargs),
+    _shape_op(
+        "split",
+        lambda x, axis, **kw: _reversed_pieces(
+            x.split(axis=axis, **kw), axis, tg.concatenate
+        ),
+        lambda x, axis, **kw: _reversed_pieces(
+            _np_split(x, axis=axis, **kw), axis, np.concatenate
+        ),
+        split_kwargs,
+        shapes=unary(1),
+    ),
+    _shape_op(
+        "chunk",
+        lambda x, n, axis: _reversed_pieces(x.chunk(n, axis), axis, tg.concatenate),
+        lambda x, n, axis: _reversed_pieces(
+            _np_chunk(x, n, axis), axis, np.concatenate
+        ),
+        chunk_kwargs,
+        shapes=unary(1),
+    ),
+    _shape_op("tril", _method("tril"), np.tril, triangle_kwargs, shapes=unary(2, 4)),
+    _shape_op("triu", _method("triu"), np.triu, triangle_kwargs, shapes=unary(2, 4)),
+    _shape_op("tril[function]", tg.tril, np.tril, triangle_kwargs, shapes=unary(2, 4)),
+    _shape_op("triu[function]", tg.triu, np.triu, triangle_kwargs, shapes=unary(2, 4)),
+    _shape_op(
+        "masked_fill",
+        _method("masked_fill"),
+        lambda x, mask, value: np.where(mask, value, x),
+        masked_fill_kwargs,
+    ),
+    _shape_op(
+        "take_along_axis",
+        _method("take_along_axis"),
+        _np_take_along_axis,
+        take_along_axis_kwargs,
+        shapes=unary(1),
+    ),
+    _shape_op(
+        "take_along_axis[function]",
+        tg.take_along_axis,
+        _np_take_along_axis,
+        take_along_axis_kwargs,
+        shapes=unary(1),
+    ),
+    OpSpec(
+        "sort",
+        lambda x, **kw: x.sort(**kw)[0],
+        _np_sort,
+        unary(1),
+        DISTINCT,
+        sort_kwargs,
+    ),
+    OpSpec(
+        "topk",
+        lambda x, **kw: x.topk(**kw)[0],
+        _np_topk,
+        unary(1),
+        DISTINCT,
+        topk_kwargs,
+    ),
+    # einsum: explicit and implicit output, several operands, ellipsis, diagonals
+    _einsum("matmul", "ij,jk->ik"),
+    _einsum("implicit", "ij,jk"),
+    _einsum("chain", "ij,jk,kl->il"),
+    _einsum("batch", "...ij,...jk->...ik"),
+    _einsum("implicit_ellipsis", "i...,i"),
+    _einsum("diagonal", "ii->i"),
+    _einsum("trace", "ii"),
+    _einsum("outer", "i,j->ij"),
+    _einsum("sum", "ijk->j"),
+    _einsum("transpose", "ij->ji"),
+    _einsum("bilinear", "i,ij,j->"),
+]
+OP_SPECS += MORE_OP_SPECS

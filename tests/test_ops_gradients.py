@@ -182,6 +182,57 @@ def test_every_op_of_api_md_has_a_row() -> None:
     assert not missing, f"ops of API.md with no row in tests/op_specs.py: {missing}"
 
 
+def more_differentiable_ops(text: str) -> set[str]:
+    """The op names in API.md's "More operations" section: every identifier in a code
+    span of its bullets, except the factories bullet and spans marked
+    "(not differentiable)"; `tinygrad_bp.einsum(...)` counts as `einsum`."""
+    section = re.search(r"^## More operations\b(.*?)^## ", text, re.S | re.M)
+    if section is None:
+        raise ValueError("API.md has no '## More operations' section")
+    ops = set()
+    for bullet in re.split(r"^- ", section.group(1), flags=re.M)[1:]:
+        if bullet.startswith("Factories"):
+            continue
+        for match in re.finditer(r"`([^`]+)`(\s*\(not\s+differentiable\))?", bullet):
+            if match.group(2):
+                continue
+            span = re.sub(r"\([^)]*\)", " ", match.group(1))
+            for token in span.replace("tinygrad_bp.", "").split():
+                if re.fullmatch(r"[a-z_][a-z0-9_]*", token):
+                    ops.add(token)
+    return ops
+
+
+def test_more_operations_parser_reads_a_known_snippet() -> None:
+    snippet = """## More operations (for everyday code)
+All differentiable unless marked:
+- elementwise methods `log1p tan`; `sign` (gradient zero).
+- reductions `std(axis=None,
+  keepdims=False)`, `masked_fill(mask, value)` (`True` = filled), `sort(axis=-1)`
+  returning `(values, indices)`; `argsort(axis=-1)` (not
+  differentiable).
+  Module functions `tril take_along_axis` mirror the methods.
+- `tinygrad_bp.einsum(subscripts, *operands)` (`...` broadcasting, `->`).
+- Factories and sampling: `linspace(start, stop, num)`, `probs`.
+## Next
+"""
+    assert more_differentiable_ops(snippet) == {
+        "log1p", "tan", "sign", "std", "masked_fill", "sort", "tril",
+        "take_along_axis", "einsum",
+    }  # fmt: skip
+
+
+def test_every_more_operation_of_api_md_has_a_row() -> None:
+    path = find_api_md()
+    if path is None:
+        pytest.skip("API.md not found beside the repository (../shared/API.md)")
+    documented = more_differentiable_ops(path.read_text(encoding="utf-8"))
+    assert {"log1p", "prod", "einsum", "topk", "take_along_axis"} <= documented
+    covered = {spec.op_name for spec in OP_SPECS}
+    missing = sorted(documented - covered)
+    assert not missing, f"ops of API.md with no row in tests/op_specs.py: {missing}"
+
+
 def test_row_names_are_unique() -> None:
     names = [spec.name for spec in OP_SPECS]
     assert len(names) == len(set(names))

@@ -705,3 +705,195 @@ class Fold(Function):
 
     def backward(self, grad, out):
         return grad.windows(self.kernel_size, self.stride)
+
+
+# ---------------------------------------------------------------------------------------
+# More operations: log1p/expm1/tan, the rounding family, √ with a zero subgradient,
+# prod, cumsum, flip/roll, einsum
+# ---------------------------------------------------------------------------------------
+
+
+def _zero_derivative(x, y, m):
+    # piecewise constant: the derivative is 0 wherever it exists, as in PyTorch
+    return np.zeros_like(m.value(x))
+
+
+def _safe_sqrt_derivative(x, y, m):
+    values = m.value(y)
+    positive = values > 0
+    # 1/(2y) where y > 0, and 0 (not inf) at y = 0, without dividing by zero
+    return 0.5 / (y + (~positive).astype(values.dtype)) * positive.astype(values.dtype)
+
+
+Log1p = _elementwise(
+    "Log1p", np.log1p, lambda x, y, m: 1 / (1 + x), "y = log(1+x); dy/dx = 1/(1+x)"
+)
+Expm1 = _elementwise(
+    "Expm1", np.expm1, lambda x, y, m: y + 1, "y = eˣ - 1; dy/dx = y + 1"
+)
+Tan = _elementwise("Tan", np.tan, lambda x, y, m: 1 + y * y, "y = tan(x); dy/dx = 1+y²")
+Sign = _elementwise("Sign", np.sign, _zero_derivative, "y = sign(x); dy/dx = 0")
+Floor = _elementwise("Floor", np.floor, _zero_derivative, "y = ⌊x⌋; dy/dx = 0")
+Ceil = _elementwise("Ceil", np.ceil, _zero_derivative, "y = ⌈x⌉; dy/dx = 0")
+Round = _elementwise(
+    "Round", np.round, _zero_derivative, "y = x rounded, halves to even; dy/dx = 0"
+)
+SafeSqrt = _elementwise(
+    "SafeSqrt",
+    np.sqrt,
+    _safe_sqrt_derivative,
+    "y = √x; dy/dx = 1/(2y), and 0 at y = 0 (the subgradient std and norm take there)",
+)
+
+
+def _to_last(x, axes: tuple[int, ...]):
+    """The permutation that moves `axes` to the end, and its inverse."""
+    order = [a for a in range(x.ndim) if a not in axes] + list(axes)
+    return order, np.argsort(order).tolist()
+
+
+def _products_of_others(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Π_{j≠i} x_j over `axes`, for every element i, with no division (exact where x
+    has zeros): the product of the elements before i times that of those after it."""
+    order, inverse = _to_last(x, axes)
+    moved = np.transpose(x, order)
+    flat = moved.reshape(*moved.shape[: x.ndim - len(axes)], -1)
+    one = np.ones_like(flat[..., :1])
+    before = np.cumprod(np.concatenate([one, flat[..., :-1]], axis=-1), axis=-1)
+    after = np.cumprod(np.concatenate([one, flat[..., :0:-1]], axis=-1), axis=-1)
+    others = (before * after[..., ::-1]).reshape(moved.shape)
+    return np.transpose(others, inverse)
+
+
+class Prod(Function):
+    """y = Π x over axis; dy/dx_i = Π_{j≠i} x_j, exact where x has zeros"""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes = reduction_axes(axis, x.ndim)
+        self.kept_shape = _kept_shape(x.shape, self.axes)
+        return np.prod(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, grad, out):
+        x = self.inputs[0]
+        grad = grad.reshape(self.kept_shape)
+        if (out.data != 0).all() and np.isfinite(out.data).all():
+            # no zeros in x (nor underflow): y/x_i is Π_{j≠i} x_j, to every order
+            return grad * (out.reshape(self.kept_shape) / x)
+        if not is_grad_enabled():
+            return grad * _products_of_others(x.data, self.axes)
+        # Recorded, with zeros: Π_{j≠i} x_j as the Prod of x with x_i replaced by 1,
+        # differentiable again (n² memory per reduced group, for this case only).
+        order, inverse = _to_last(x, self.axes)
+        moved = x.transpose(*order)
+        lead = moved.shape[: x.ndim - len(self.axes)]
+        n = math.prod(moved.shape[len(lead) :])
+        rows = Where.apply(np.eye(n, dtype=bool), 1, moved.reshape(*lead, 1, n))
+        others = Prod.apply(rows, axis=-1).reshape(moved.shape).transpose(*inverse)
+        return grad * others
+
+
+class Cumsum(Function):
+    """y_i = Σ_{j≤i} x_j along axis (Σ_{j≥i} if reverse); dx = the cumsum of dy the
+    other way round"""
+
+    def forward(self, x, axis, reverse=False):
+        self.axis, self.reverse = axis, reverse
+        if reverse:
+            return np.flip(np.cumsum(np.flip(x, axis), axis), axis)
+        return np.cumsum(x, axis)
+
+    def backward(self, grad, out):
+        return Cumsum.apply(grad, axis=self.axis, reverse=not self.reverse)
+
+
+class Flip(Function):
+    """y = x reversed along axes; dx = dy reversed along the same axes"""
+
+    def forward(self, x, axes):
+        self.axes = axes
+        return np.flip(x, axes)
+
+    def backward(self, grad, out):
+        return Flip.apply(grad, axes=self.axes)
+
+
+class Roll(Function):
+    """y = x shifted cyclically along axes (as np.roll); dx = dy shifted back"""
+
+    def forward(self, x, shift, axis=None):
+        self.shift, self.axis = shift, axis
+        return np.roll(x, shift, axis)
+
+    def backward(self, grad, out):
+        back = np.negative(self.shift).tolist()
+        return Roll.apply(grad, shift=back, axis=self.axis)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def einsum_labels(
+    subscripts: str, shapes: list[tuple[int, ...]]
+) -> tuple[list[str], str]:
+    """NumPy's einsum subscripts made explicit: one letter per axis of every operand
+    and of the output (`...` becomes letters not used elsewhere, aligned from the
+    right as broadcasting aligns axes; an implicit output is the broadcast axes, then
+    the letters used once, sorted). Returns (input terms, output term)."""
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, output = spec.partition("->")
+    terms = lhs.split(",")
+    batch_ndim = max(
+        (len(s) - len(t) + 3 for t, s in zip(terms, shapes) if "..." in t), default=0
+    )
+    batch = "".join([c for c in _LETTERS if c not in spec][:batch_ndim])
+    inputs = [
+        t.replace("...", batch[len(batch) - (len(s) - len(t) + 3) :])
+        for t, s in zip(terms, shapes)
+    ]
+    if not arrow:
+        letters = "".join(terms).replace(".", "")
+        once = sorted(c for c in set(letters) if letters.count(c) == 1)
+        output = "..." + "".join(once)
+    return inputs, output.replace("...", batch)
+
+
+class Einsum(Function):
+    """y = einsum(subscripts, *xs), as np.einsum; dy/dx_k = einsum of dy with the other
+    operands into x_k's subscripts (diagonals and summed-out axes put back)"""
+
+    def forward(self, *arrays, subscripts):
+        out = np.einsum(subscripts, *arrays, optimize=len(arrays) > 2)
+        self.terms, self.out_term = einsum_labels(subscripts, [a.shape for a in arrays])
+        self.sizes = {}
+        for term, array in zip(self.terms, arrays):
+            for label, n in zip(term, array.shape):
+                if n != 1 or label not in self.sizes:  # broadcast size-1 axes
+                    self.sizes[label] = n
+        return out
+
+    def backward(self, grad, out):
+        return tuple(
+            self._grad(k, grad) if need else None
+            for k, need in enumerate(self.needs_input_grad)
+        )
+
+    def _grad(self, k: int, grad):
+        target = self.terms[k]
+        terms = [self.out_term] + [t for i, t in enumerate(self.terms) if i != k]
+        operands = [grad] + [x for i, x in enumerate(self.inputs) if i != k]
+        known = set("".join(terms))
+        fresh = iter([c for c in _LETTERS if c not in known and c not in target])
+        wanted = ""
+        for i, label in enumerate(target):
+            size = self.sizes[label]
+            if label in target[:i]:  # a repeated label: the gradient is on the diagonal
+                wanted += next(fresh)
+                terms.append(label + wanted[-1])
+                operands.append(np.eye(size, dtype=grad.dtype))
+                continue
+            if label not in known:  # summed out of x_k alone: broadcast back
+                terms.append(label)
+                operands.append(np.ones(size, dtype=grad.dtype))
+                known.add(label)
+            wanted += label
+        return Einsum.apply(*operands, subscripts=",".join(terms) + "->" + wanted)

@@ -475,6 +475,24 @@ class Tensor:
             np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims))
         )
 
+    def argsort(self, axis: int = -1, descending: bool = False) -> Tensor:
+        """Indices that sort the tensor along `axis` (stable: ties keep their order, also
+        when descending); int64, not differentiable.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([3.0, 1.0, 2.0]).argsort()
+        Tensor([1, 2, 0])
+        """
+        if self.ndim == 0:
+            ops.reduction_axes(axis, 0)
+            return Tensor._wrap(np.zeros((), dtype=np.int64))
+        axis = _axis(axis, self.ndim, "argsort")
+        if not descending:
+            return Tensor._wrap(np.argsort(self.data, axis=axis, kind="stable"))
+        # sort the reversed tensor, then reverse back: ties stay in their first order
+        reversed_order = np.argsort(np.flip(self.data, axis), axis=axis, kind="stable")
+        return Tensor._wrap(self.shape[axis] - 1 - np.flip(reversed_order, axis))
+
     # ---------------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
         """eˣ elementwise; d/dx = eˣ.
@@ -630,6 +648,78 @@ class Tensor:
         hi = np.inf if hi is None else hi
         return self._apply(ops.Clip, self, lo=lo, hi=hi)
 
+    def log1p(self) -> Tensor:
+        """log(1 + x), accurate for small x; d/dx = 1/(1 + x).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1e-10], dtype='float64').log1p().tolist()
+        [0.0, 1e-10]
+        """
+        return self._apply(ops.Log1p, self)
+
+    def expm1(self) -> Tensor:
+        """eˣ - 1, accurate for small x; d/dx = eˣ.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0, 1e-10], dtype='float64').expm1().tolist()
+        [0.0, 1e-10]
+        """
+        return self._apply(ops.Expm1, self)
+
+    def square(self) -> Tensor:
+        """x² elementwise; d/dx = 2x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-2.0, 3.0]).square()
+        Tensor([4., 9.])
+        """
+        return self * self
+
+    def tan(self) -> Tensor:
+        """tan x elementwise; d/dx = 1 + tan² x.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.0]).tan()
+        Tensor([0.])
+        """
+        return self._apply(ops.Tan, self)
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 by the sign of x; the gradient is 0 (as PyTorch).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-2.0, 0.0, 3.0]).sign()
+        Tensor([-1.,  0.,  1.])
+        """
+        return self._apply(ops.Sign, self)
+
+    def floor(self) -> Tensor:
+        """The largest integer <= x, elementwise; the gradient is 0.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-1.5, 1.5]).floor()
+        Tensor([-2.,  1.])
+        """
+        return self._apply(ops.Floor, self)
+
+    def ceil(self) -> Tensor:
+        """The smallest integer >= x, elementwise; the gradient is 0.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([-1.5, 1.5]).ceil()
+        Tensor([-1.,  2.])
+        """
+        return self._apply(ops.Ceil, self)
+
+    def round(self) -> Tensor:
+        """The nearest integer, halves to even (as NumPy and PyTorch); the gradient is 0.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([0.5, 1.5, 2.7]).round()
+        Tensor([0., 2., 3.])
+        """
+        return self._apply(ops.Round, self)
+
     # ----------------------------------------------------------------- reductions
     def sum(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
@@ -724,6 +814,61 @@ class Tensor:
         Tensor([-0.6931472, -0.6931472])
         """
         return self._apply(ops.LogSoftmax, self, axis=axis)
+
+    def std(
+        self,
+        axis: int | tuple[int, ...] | None = None,
+        ddof: int = 0,
+        keepdims: bool = False,
+    ) -> Tensor:
+        """√var over `axis`, as np.std; d/dx = (x - mean) / ((n - ddof) std), taken as 0
+        where std = 0 (not NaN).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0, 3.0]).std().item()
+        1.0
+        """
+        variance = self.var(axis=axis, ddof=ddof, keepdims=keepdims)
+        return self._apply(ops.SafeSqrt, variance)
+
+    def norm(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """The 2-norm √(Σx²) over `axis`; d/dx = x / norm, taken as 0 where norm = 0.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([3.0, 4.0]).norm().item()
+        5.0
+        """
+        squares = (self * self).sum(axis=axis, keepdims=keepdims)
+        return self._apply(ops.SafeSqrt, squares)
+
+    def prod(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        """Πx over `axis`; d/dxᵢ = Π_{j≠i} xⱼ, exact (no division) where x has zeros.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([2.0, 0.0, 3.0], requires_grad=True)
+        >>> x.prod().backward(); x.grad
+        Tensor([0., 6., 0.])
+        """
+        return self._apply(ops.Prod, self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis: int | None = None) -> Tensor:
+        """Running sums along `axis` (of the flattened tensor when None, as np.cumsum);
+        the gradient is the running sum of the incoming gradient from the other end.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0, 2.0, 3.0]).cumsum(0)
+        Tensor([1., 3., 6.])
+        """
+        if axis is None:
+            return self.reshape(-1).cumsum(0)
+        if self.ndim == 0:  # axis 0 or -1, as for the reductions
+            ops.reduction_axes(axis, 0)
+            return self.reshape(1).cumsum(0).reshape(())
+        return self._apply(ops.Cumsum, self, axis=_axis(axis, self.ndim, "cumsum"))
 
     # ---------------------------------------------------------------------- shape
     def reshape(self, *shape: Any) -> Tensor:
@@ -848,6 +993,231 @@ class Tensor:
             ops.Windows, self, kernel_size=_pair(kernel_size), stride=_pair(stride)
         )
 
+    def flip(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        """The elements in reverse order along `axis` (every axis when None), as np.flip;
+        the gradient is flipped back.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[1, 2], [3, 4]]).flip(1)
+        Tensor([[2, 1],
+                [4, 3]])
+        """
+        if axis is not None:
+            axis = tuple(_axis(a, self.ndim, "flip") for a in _as_tuple(axis))
+        return self._apply(ops.Flip, self, axes=axis)
+
+    def roll(
+        self, shift: int | tuple[int, ...], axis: int | tuple[int, ...] | None = None
+    ) -> Tensor:
+        """The elements shifted cyclically by `shift` along `axis` (the flattened tensor
+        when None), as np.roll; the gradient is shifted back.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1, 2, 3, 4]).roll(1)
+        Tensor([4, 1, 2, 3])
+        """
+        if axis is not None:
+            axis = tuple(_axis(a, self.ndim, "roll") for a in _as_tuple(axis))
+            shifts = _as_tuple(shift)
+            if len(shifts) not in (1, len(axis)):
+                raise ValueError(
+                    f"roll: {len(shifts)} shifts {shift!r} for {len(axis)} axes {axis}"
+                )
+        return self._apply(ops.Roll, self, shift=shift, axis=axis)
+
+    def repeat(self, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
+        """Each element repeated `repeats` times along `axis` (of the flattened tensor
+        when None), as np.repeat; the gradient sums the copies.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1, 2]).repeat(2)
+        Tensor([1, 1, 2, 2])
+        """
+        if axis is None:
+            return self.reshape(-1).repeat(repeats, 0)
+        axis = _axis(axis, self.ndim, "repeat")
+        n = self.shape[axis]
+        counts = np.asarray(repeats)
+        if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
+            raise ValueError(
+                f"repeat: repeats must be a non-negative int or one per element, got "
+                f"{repeats!r}"
+            )
+        if counts.ndim == 1 and len(counts) != n:
+            raise ValueError(
+                f"repeat: {len(counts)} repeats for axis {axis} of length {n} "
+                f"(shape {self.shape})"
+            )
+        index = np.repeat(np.arange(n), counts)
+        return self[(slice(None),) * axis + (index,)]
+
+    def tile(self, reps: int | Sequence[int]) -> Tensor:
+        """The tensor repeated `reps[i]` times along axis i, as np.tile (the shorter of
+        `reps` and the shape is padded with leading 1s); the gradient sums the copies.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1, 2]).tile(2)
+        Tensor([1, 2, 1, 2])
+        """
+        reps = _as_tuple(reps)
+        if any(not isinstance(r, numbers.Integral) or r < 0 for r in reps):
+            raise ValueError(f"tile: reps must be non-negative ints, got {reps!r}")
+        ndim = max(len(reps), self.ndim)
+        reps = (1,) * (ndim - len(reps)) + tuple(int(r) for r in reps)
+        shape = (1,) * (ndim - self.ndim) + self.shape
+        # (r, n) pairs: a new axis of length r in front of each axis, then merged
+        spread = self.reshape(*[d for n in shape for d in (1, n)])
+        spread = spread.expand(*[d for r, n in zip(reps, shape) for d in (r, n)])
+        return spread.reshape(*[r * n for r, n in zip(reps, shape)])
+
+    def split(
+        self, size_or_sizes: int | Sequence[int], axis: int = 0
+    ) -> tuple[Tensor, ...]:
+        """Pieces along `axis`, as torch.split: all of length `size_or_sizes` (the last
+        one shorter if need be) or of the given lengths; each piece's gradient flows
+        back to its slice.
+
+        >>> import tinygrad_bp as tg
+        >>> [p.tolist() for p in tg.arange(5).split(2)]
+        [[0, 1], [2, 3], [4]]
+        """
+        axis = _axis(axis, self.ndim, "split")
+        n = self.shape[axis]
+        if isinstance(size_or_sizes, numbers.Integral):
+            size = int(size_or_sizes)
+            if size < 1:
+                raise ValueError(f"split: the chunk size must be positive, got {size}")
+            sizes = [size] * (n // size) + ([n % size] if n % size or n == 0 else [])
+        elif isinstance(size_or_sizes, Sequence) and all(
+            isinstance(s, numbers.Integral) for s in size_or_sizes
+        ):
+            sizes = [int(s) for s in size_or_sizes]
+            if sum(sizes) != n or min(sizes, default=0) < 0:
+                raise ValueError(
+                    f"split: sizes {sizes} must be non-negative and add up to {n}, the "
+                    f"length of axis {axis} of shape {self.shape}"
+                )
+        else:
+            raise TypeError(
+                f"split: size_or_sizes must be an int or a sequence of ints, got "
+                f"{size_or_sizes!r}"
+            )
+        ends = np.cumsum(sizes).tolist()
+        lead = (slice(None),) * axis
+        return tuple(self[(*lead, slice(e - n, e))] for n, e in zip(sizes, ends))
+
+    def chunk(self, n: int, axis: int = 0) -> tuple[Tensor, ...]:
+        """At most `n` pieces of equal length along `axis` (the last one shorter if need
+        be), as torch.chunk: `split(ceil(length / n), axis)`.
+
+        >>> import tinygrad_bp as tg
+        >>> [p.tolist() for p in tg.arange(5).chunk(2)]
+        [[0, 1, 2], [3, 4]]
+        """
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"chunk: n must be a positive int, got {n!r}")
+        length = self.shape[_axis(axis, self.ndim, "chunk")]
+        if length == 0:
+            return self.split([0] * n, axis)
+        return self.split(-(-length // n), axis)
+
+    def tril(self, k: int = 0) -> Tensor:
+        """The lower triangle of the last two axes (elements with column - row <= k),
+        zeros above; the gradient passes on the triangle only.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2, 2).tril()
+        Tensor([[1., 0.],
+                [1., 1.]])
+        """
+        return tril(self, k)
+
+    def triu(self, k: int = 0) -> Tensor:
+        """The upper triangle of the last two axes (elements with column - row >= k),
+        zeros below; the gradient passes on the triangle only.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.ones(2, 2).triu()
+        Tensor([[1., 1.],
+                [0., 1.]])
+        """
+        return triu(self, k)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """`value` where `mask` (broadcast to this shape) is True, this tensor elsewhere;
+        the gradient flows to the unmasked elements (and to `value` if a Tensor).
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([1.0, 2.0, 3.0]); x.masked_fill(x > 1.5, 0.0)
+        Tensor([1., 0., 0.])
+        """
+        mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(
+                f"masked_fill: mask must be boolean, got dtype {mask.dtype}"
+            )
+        try:
+            fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"masked_fill: mask of shape {mask.shape} does not broadcast to the "
+                f"tensor's shape {self.shape}"
+            )
+        return where(mask, value, self)
+
+    def take_along_axis(self, indices: Any, axis: int | None) -> Tensor:
+        """Elements picked by `indices` along `axis`, as np.take_along_axis; the gradient
+        is scattered back, repeated indices accumulating.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([[10, 20], [30, 40]]).take_along_axis(tg.tensor([[1], [0]]), 1)
+        Tensor([[20],
+                [30]])
+        """
+        return take_along_axis(self, indices, axis)
+
+    def sort(self, axis: int = -1, descending: bool = False) -> tuple[Tensor, Tensor]:
+        """`(values, indices)` sorted along `axis` (stable); the values are
+        differentiable (each one's gradient goes back to where it came from).
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([3.0, 1.0, 2.0]).sort(descending=True)
+        (Tensor([3., 2., 1.]), Tensor([0, 2, 1]))
+        """
+        if self.ndim == 0:  # as a 1-element vector, then back to 0-d
+            ops.reduction_axes(axis, 0)
+            values, indices = self.reshape(1).sort(0, descending)
+            return values.reshape(()), indices.reshape(())
+        indices = self.argsort(axis, descending)
+        return take_along_axis(self, indices, axis), indices
+
+    def topk(
+        self, k: int, axis: int = -1, largest: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """`(values, indices)` of the k largest (smallest) elements along `axis`, in
+        sorted order, as torch.topk; the values are differentiable.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.tensor([1.0, 5.0, 3.0]).topk(2)
+        (Tensor([5., 3.]), Tensor([1, 2]))
+        """
+        if self.ndim == 0:  # as a 1-element vector, then back to 0-d
+            ops.reduction_axes(axis, 0)
+            values, indices = self.reshape(1).topk(k, 0, largest)
+            return (values.reshape(()), indices.reshape(())) if k else (values, indices)
+        axis = _axis(axis, self.ndim, "topk")
+        length = self.shape[axis]
+        if not isinstance(k, numbers.Integral) or not 0 <= k <= length:
+            raise ValueError(
+                f"topk: k={k!r} is out of range for axis {axis} of length {length} "
+                f"(shape {self.shape})"
+            )
+        first = (slice(None),) * axis + (slice(0, k),)
+        indices = Tensor._wrap(self.argsort(axis, descending=largest).data[first])
+        return take_along_axis(self, indices, axis), indices
+
     def __getitem__(self, index: Any) -> Tensor:
         return self._apply(ops.GetItem, self, index=_index(index))
 
@@ -958,6 +1328,86 @@ class Tensor:
         return Tensor(
             np.ones(t.shape, dtype=dtype or t.dtype), requires_grad=requires_grad
         )
+
+    @staticmethod
+    def linspace(
+        start: float,
+        stop: float,
+        num: int,
+        dtype: Any = None,
+        requires_grad: bool = False,
+    ) -> Tensor:
+        """`num` evenly spaced values from `start` to `stop`, both included.
+
+        >>> import tinygrad_bp as tg
+        >>> tg.linspace(0, 1, 5)
+        Tensor([0.  , 0.25, 0.5 , 0.75, 1.  ])
+        """
+        if not isinstance(num, numbers.Integral) or num < 0:
+            raise ValueError(f"linspace: num must be a non-negative int, got {num!r}")
+        return _factory(np.linspace(start, stop, num), dtype, requires_grad)
+
+    @staticmethod
+    def randint(low: int, high: int, shape: Any, dtype: Any = np.int64) -> Tensor:
+        """Integers drawn uniformly from [low, high) by the seeded generator; int64.
+
+        >>> import tinygrad_bp as tg
+        >>> _ = tg.manual_seed(0); x = tg.randint(0, 10, (2, 3))
+        >>> x.shape, x.dtype, 0 <= x.min().item() and x.max().item() < 10
+        ((2, 3), dtype('int64'), True)
+        """
+        if high <= low:
+            raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        values = _config.get_rng().integers(low, high, size=shape, dtype=np.int64)
+        return Tensor(values, dtype=dtype)
+
+    @staticmethod
+    def multinomial(probs: Any, num_samples: int, replacement: bool = False) -> Tensor:
+        """Category indices drawn from each row of `probs` (weights, not necessarily
+        summing to 1) by the seeded generator, as torch.multinomial; int64 of shape
+        `(num_samples,)` or `(rows, num_samples)`.
+
+        >>> import tinygrad_bp as tg
+        >>> _ = tg.manual_seed(0); tg.multinomial(tg.tensor([0.0, 1.0, 3.0]), 2).shape
+        (2,)
+        """
+        weights = np.asarray(probs.data if isinstance(probs, Tensor) else probs)
+        if weights.ndim not in (1, 2) or weights.shape[-1] == 0:
+            raise ValueError(
+                f"multinomial: probs must be 1-D or 2-D and non-empty, got shape "
+                f"{weights.shape}"
+            )
+        rows = np.atleast_2d(weights).astype(np.float64)
+        if not np.isfinite(rows).all() or (rows < 0).any():
+            raise ValueError("multinomial: probs must be finite and non-negative")
+        categories = int((rows > 0).sum(axis=1).min())
+        if categories == 0:
+            raise ValueError("multinomial: every row of probs needs a positive weight")
+        if not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+            raise ValueError(
+                f"multinomial: num_samples must be a positive int, got {num_samples!r}"
+            )
+        if not replacement and num_samples > categories:
+            raise ValueError(
+                f"multinomial: cannot draw {num_samples} samples without replacement "
+                f"from a row with {categories} categories of positive weight"
+            )
+        rng = _config.get_rng()
+        if replacement:  # inverse CDF, the last step exactly 1
+            cdf = np.cumsum(rows, axis=1)
+            cdf /= cdf[:, -1:]
+            u = rng.random((len(rows), num_samples))
+            samples = np.stack(
+                [np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)]
+            )
+        else:  # the k largest keys log(u)/w are a draw without replacement
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keys = np.log(1 - rng.random(rows.shape)) / rows
+            keys[rows == 0] = -np.inf
+            samples = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+        samples = samples.astype(np.int64)
+        return Tensor._wrap(samples if weights.ndim == 2 else samples[0])
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -1218,6 +1668,106 @@ def pad(t: Tensor, pad_width: Any, value: float = 0) -> Tensor:
     )
 
 
+def _triangle(t: Tensor, k: int, lower: bool, caller: str) -> Tensor:
+    """`t` with the elements off the triangle of its last two axes set to zero."""
+    if not isinstance(t, Tensor):
+        t = Tensor(t)
+    if t.ndim < 2:
+        raise ValueError(
+            f"{caller}: needs a tensor of at least 2 dimensions, got shape {t.shape}"
+        )
+    if not isinstance(k, numbers.Integral):
+        raise TypeError(f"{caller}: k must be an int, got {k!r}")
+    rows, cols = t.shape[-2:]
+    below = np.tri(rows, cols, k if lower else k - 1, dtype=bool)
+    return where(below if lower else ~below, t, 0)
+
+
+def tril(t: Tensor, k: int = 0) -> Tensor:
+    """The lower triangle (column - row <= k) of the last two axes, zeros above, as
+    np.tril; the gradient passes on the triangle only.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.tril(tg.ones(2, 3), k=1)
+    Tensor([[1., 1., 0.],
+            [1., 1., 1.]])
+    """
+    return _triangle(t, k, True, "tril")
+
+
+def triu(t: Tensor, k: int = 0) -> Tensor:
+    """The upper triangle (column - row >= k) of the last two axes, zeros below, as
+    np.triu; the gradient passes on the triangle only.
+
+    >>> import tinygrad_bp as tg
+    >>> tg.triu(tg.ones(3, 2), k=-1)
+    Tensor([[1., 1.],
+            [1., 1.],
+            [0., 1.]])
+    """
+    return _triangle(t, k, False, "triu")
+
+
+def take_along_axis(t: Tensor, indices: Any, axis: int | None) -> Tensor:
+    """Elements of `t` picked by `indices` along `axis` (the flattened `t` when None), as
+    np.take_along_axis; the gradient is scattered back, repeated indices accumulating.
+
+    >>> import tinygrad_bp as tg
+    >>> x = tg.tensor([[1.0, 9.0], [7.0, 2.0]])
+    >>> tg.take_along_axis(x, x.argmax(axis=1).unsqueeze(1), axis=1)
+    Tensor([[9.],
+            [7.]])
+    """
+    t = t if isinstance(t, Tensor) else Tensor(t)
+    index = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if index.dtype.kind not in "iu":
+        raise TypeError(
+            f"take_along_axis: indices must be integers, got dtype {index.dtype}"
+        )
+    if axis is None:
+        t, axis = t.reshape(-1), 0
+    if index.ndim != t.ndim:
+        raise ValueError(
+            f"take_along_axis: indices of shape {index.shape} need as many dimensions "
+            f"as the tensor's shape {t.shape}"
+        )
+    axis = _axis(axis, t.ndim, "take_along_axis")
+    n = t.shape[axis]
+    if index.size and (index.min() < -n or index.max() >= n):
+        raise IndexError(
+            f"take_along_axis: indices from {index.min()} to {index.max()} are out of "
+            f"range for axis {axis} of length {n} (shape {t.shape})"
+        )
+    others = [1 if a == axis else m for a, m in enumerate(t.shape)]
+    try:
+        np.broadcast_shapes(index.shape, tuple(others))
+    except ValueError:
+        raise ValueError(
+            f"take_along_axis: indices of shape {index.shape} do not broadcast with the "
+            f"tensor's shape {t.shape} outside axis {axis}"
+        ) from None
+    # one index array per axis (an arange, broadcasting) and `index` along `axis`
+    grid = list(np.ogrid[tuple(slice(m) for m in t.shape)])
+    grid[axis] = index
+    return t[tuple(grid)]
+
+
+def einsum(subscripts: str, *operands: Any) -> Tensor:
+    """Einstein summation in NumPy's notation (explicit `->` or implicit output, `...`
+    broadcasting); the gradient of each operand is another einsum.
+
+    >>> import tinygrad_bp as tg
+    >>> a, b = tg.ones(2, 3), tg.ones(3, 4)
+    >>> tg.einsum("ij,jk->ik", a, b).shape, tg.einsum("ii", tg.eye(3)).item()
+    ((2, 4), 3.0)
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError(f"einsum: subscripts must be a str, got {subscripts!r}")
+    if not operands:
+        raise ValueError("einsum: needs at least one operand")
+    return Tensor._apply(ops.Einsum, *operands, subscripts=subscripts)
+
+
 zeros = Tensor.zeros
 ones = Tensor.ones
 full = Tensor.full
@@ -1227,3 +1777,6 @@ rand = Tensor.rand
 randn = Tensor.randn
 zeros_like = Tensor.zeros_like
 ones_like = Tensor.ones_like
+linspace = Tensor.linspace
+randint = Tensor.randint
+multinomial = Tensor.multinomial
