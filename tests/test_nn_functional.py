@@ -209,10 +209,10 @@ def test_cross_entropy_with_spatial_axes_and_unbatched_input():
     assert single.item() == pytest.approx(-_log_softmax(LOGITS[0], 0)[2])
 
 
-def test_cross_entropy_accepts_tensor_and_whole_float_targets():
+def test_cross_entropy_accepts_tensor_and_unsigned_targets():
     expected = F.cross_entropy(t64(LOGITS), CLASSES).item()
     assert F.cross_entropy(t64(LOGITS), tg.tensor(CLASSES)).item() == expected
-    assert F.cross_entropy(t64(LOGITS), CLASSES.astype(float)).item() == expected
+    assert F.cross_entropy(t64(LOGITS), CLASSES.astype(np.uint8)).item() == expected
 
 
 @pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
@@ -227,11 +227,20 @@ def test_class_target_out_of_range_is_index_error_naming_it(loss, bad):
 
 
 @pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
-def test_class_target_non_integer_is_value_error_naming_it(loss):
-    with pytest.raises(ValueError, match=r"1\.5 at position \(1,\)"):
-        loss(t64(LOGITS), np.array([0.0, 1.5, 1.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match="dtype bool"):
-        loss(t64(LOGITS), np.ones(5, dtype=bool))
+@pytest.mark.parametrize(
+    "target",
+    [
+        np.array([0.0, 1.5, 1.0, 1.0, 2.0]),
+        np.array([0.0, 1.0, 1.0, 1.0, 2.0]),  # whole floats are refused too
+        [0.0, 1.0, 1.0, 1.0, 2.0],
+        tg.tensor([0.0, 1.0, 1.0, 1.0, 2.0]),
+        np.ones(5, dtype=bool),
+    ],
+)
+def test_class_target_that_is_not_integer_is_type_error_naming_the_dtype(loss, target):
+    dtype = np.asarray(target.data if isinstance(target, tg.Tensor) else target).dtype
+    with pytest.raises(TypeError, match=f"dtype {dtype}"):
+        loss(t64(LOGITS), target)
 
 
 @pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
@@ -365,8 +374,8 @@ def test_batch_norm_running_update_and_eval():
 def test_batch_norm_errors():
     with pytest.raises(ValueError, match="more than one value per channel"):
         F.batch_norm(t64(np.ones((1, 3))), None, None, training=True)
-    with pytest.raises(ValueError, match=re.escape("(2, 3, 4, 5)")):
-        F.batch_norm(t64(np.ones((2, 3, 4, 5))), None, None, training=True)
+    with pytest.raises(ValueError, match=re.escape("(3,)")):
+        F.batch_norm(t64(np.ones(3)), None, None, training=True)
     with pytest.raises(ValueError, match=r"running_mean has shape \(2,\)"):
         F.batch_norm(t64(np.ones((4, 3))), t64(np.zeros(2)), t64(np.ones(3)))
     with pytest.raises(ValueError, match="needed when not training"):

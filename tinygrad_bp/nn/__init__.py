@@ -11,8 +11,21 @@
 """
 
 from . import functional, init, utils
-from .layers import *  # noqa: F403 (every layer; layers.__all__ is the one list of them)
+from .attention import *  # noqa: F403 (each module's __all__ lists its layers)
+from .attention import __all__ as _attention_names
+from .layers import *  # noqa: F403
 from .layers import __all__ as _layer_names
 from .module import Module, Parameter
+from .recurrent import *  # noqa: F403
+from .recurrent import __all__ as _recurrent_names
 
-__all__ = ["Module", "Parameter", "functional", "init", "utils", *_layer_names]
+__all__ = [
+    "Module",
+    "Parameter",
+    "functional",
+    "init",
+    "utils",
+    *_layer_names,
+    *_recurrent_names,
+    *_attention_names,
+]

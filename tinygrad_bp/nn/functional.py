@@ -21,11 +21,13 @@ __all__ = [
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv1d",
     "conv2d",
     "cross_entropy",
     "dropout",
     "elu",
     "gelu",
+    "group_norm",
     "layer_norm",
     "leaky_relu",
     "linear",
@@ -33,7 +35,9 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "one_hot",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "softmax",
@@ -205,90 +209,188 @@ def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
-def _class_indices(target: Any, expected_shape: tuple, classes: int, caller: str):
-    """`target` checked to be integer class indices in [0, classes), of the right shape."""
+def _class_indices(
+    target: Any, expected_shape: tuple, classes: int, ignore_index: int, caller: str
+) -> np.ndarray:
+    """`target` checked to be integer class indices in [0, classes) (or
+    `ignore_index`), of the right shape."""
+    given = target
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if target.size == 0 and not isinstance(given, (Tensor, np.ndarray)):
+        target = target.astype(np.int64)  # `[]` is float64 to NumPy, yet no float
+    if target.dtype.kind not in "iu":
+        # Floats are refused even when whole: a float target is a probability target
+        # in PyTorch, so silently truncating it would hide the mistake.
+        raise TypeError(
+            f"{caller}: target must hold integer class indices, got dtype "
+            f"{target.dtype} (convert with .astype(np.int64) if these are indices)"
+        )
     if target.shape != expected_shape:
         raise ValueError(
             f"{caller}: target has shape {target.shape}, but input of this shape needs "
             f"a target of shape {expected_shape} (one class index per sample)"
         )
-    if target.dtype.kind == "f":
-        whole = np.isfinite(target) & (target == np.round(target))
-        if not whole.all():
-            position = tuple(int(i) for i in np.argwhere(~whole)[0])
-            raise ValueError(
-                f"{caller}: target must hold integer class indices, got "
-                f"{target[position].item()!r} at position {position}"
-            )
-        target = target.astype(np.int64)
-    elif target.dtype.kind not in "iu":
-        raise ValueError(
-            f"{caller}: target must hold integer class indices, got dtype {target.dtype}"
-        )
-    outside = (target < 0) | (target >= classes)
+    outside = ((target < 0) | (target >= classes)) & (target != ignore_index)
     if outside.any():
         position = tuple(int(i) for i in np.argwhere(outside)[0])
         raise IndexError(
             f"{caller}: target {int(target[position])} at position {position} is out of "
-            f"range for {classes} classes (valid: 0 to {classes - 1})"
+            f"range for {classes} classes (valid: 0 to {classes - 1}, or ignore_index "
+            f"{ignore_index})"
         )
     return target
 
 
-def _nll(log_probs: Tensor, target: Any, reduction: str, caller: str) -> Tensor:
-    """-log_probs[n, target[n], ...]; the class axis is 1 (or 0 for one unbatched sample)."""
+def _check_ignore_index(ignore_index: Any, caller: str) -> int:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{caller}: ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _nll(
+    log_probs: Tensor,
+    target: Any,
+    reduction: str,
+    ignore_index: int,
+    label_smoothing: float,
+    caller: str,
+) -> Tensor:
+    """-log_probs[n, target[n], ...] (mixed with the mean over classes when
+    `label_smoothing`), zero where target == ignore_index; the class axis is 1 (or 0
+    for one unbatched sample). "mean" averages over the targets not ignored."""
     _check_reduction(reduction, caller)
+    ignore_index = _check_ignore_index(ignore_index, caller)
     log_probs = _tensor(log_probs)
     if log_probs.ndim == 0:
         raise ValueError(
             f"{caller}: input must have a class axis, got a 0-d tensor of shape ()"
         )
     class_axis = 1 if log_probs.ndim >= 2 else 0
+    classes = log_probs.shape[class_axis]
     expected = log_probs.shape[:class_axis] + log_probs.shape[class_axis + 1 :]
-    target = _class_indices(target, expected, log_probs.shape[class_axis], caller)
+    target = _class_indices(target, expected, classes, ignore_index, caller)
+    ignored = target == ignore_index
     # One integer array per axis: sample indices around the class indices, so one
-    # differentiable gather picks every target entry.
+    # differentiable gather picks every target entry (ignored ones pick class 0,
+    # zeroed below).
     index = list(np.indices(target.shape, sparse=True))
-    index.insert(class_axis, target)
-    return _reduce(-log_probs[tuple(index)], reduction)
+    index.insert(class_axis, np.where(ignored, 0, target))
+    loss = -log_probs[tuple(index)]
+    if label_smoothing:
+        # PyTorch's smoothing: (1 - eps) * nll + eps * (mean over classes of -log p)
+        smooth = log_probs.sum(axis=class_axis) * (-1 / classes)
+        loss = loss * (1 - label_smoothing) + smooth * label_smoothing
+    if not ignored.any():
+        return _reduce(loss, reduction)
+    loss = tg.where(ignored, 0.0, loss)
+    if reduction != "mean":
+        return _reduce(loss, reduction)
+    kept = int((~ignored).sum())
+    # all ignored: NaN, as PyTorch (0 / 0), without a division warning
+    return loss.sum() * (1 / kept if kept else math.nan)
 
 
-def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+def nll_loss(
+    log_probs: Tensor,
+    target: Any,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> Tensor:
     """Negative log-likelihood: -log_probs[n, target[n]], reduced.
 
     `log_probs` has shape (N, C) (or (N, C, d1, ...), or (C,) for one sample) and
     `target` holds integer class indices of shape (N,) (or (N, d1, ...), or ()).
+    Targets equal to `ignore_index` contribute 0 and "mean" divides by the number of
+    the others, as PyTorch. A floating target is refused with a `TypeError`.
 
     >>> import numpy as np, tinygrad_bp as tg
     >>> from tinygrad_bp.nn import functional as F
     >>> logp = tg.tensor(np.log([[0.5, 0.5], [0.25, 0.75]]))
     >>> round(F.nll_loss(logp, [0, 1], reduction="sum").item(), 4)
     0.9808
+    >>> round(F.nll_loss(logp, [0, -100]).item(), 4)
+    0.6931
     """
-    return _nll(log_probs, target, reduction, "nll_loss")
+    return _nll(log_probs, target, reduction, ignore_index, 0.0, "nll_loss")
 
 
-def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+def cross_entropy(
+    logits: Tensor,
+    target: Any,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Softmax cross-entropy: -log_softmax(logits)[n, target[n]], reduced.
 
     Computed through `log_softmax`, so it stays finite for logits of any size.
-    Shapes as `nll_loss`.
+    Shapes and `ignore_index` as `nll_loss`. With `label_smoothing` = eps the target
+    is mixed with the uniform distribution, as PyTorch:
+    loss = (1 - eps) * nll + eps * mean_c(-log_softmax(logits)[n, c]).
 
     >>> import tinygrad_bp as tg
     >>> from tinygrad_bp.nn import functional as F
     >>> logits = tg.tensor([[1e4, 0.0], [0.0, 0.0]])
     >>> round(F.cross_entropy(logits, [0, 1]).item(), 4)
     0.3466
+    >>> round(F.cross_entropy(tg.tensor([[2.0, 0.0]]), [0], label_smoothing=0.1).item(), 4)
+    0.2269
     """
     _check_reduction(reduction, "cross_entropy")
+    if not (isinstance(label_smoothing, numbers.Real) and 0 <= label_smoothing <= 1):
+        raise ValueError(
+            f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}"
+        )
     logits = _tensor(logits)
     if logits.ndim == 0:
         raise ValueError(
             "cross_entropy: input must have a class axis, got a 0-d tensor of shape ()"
         )
     axis = 1 if logits.ndim >= 2 else 0
-    return _nll(logits.log_softmax(axis=axis), target, reduction, "cross_entropy")
+    return _nll(
+        logits.log_softmax(axis=axis),
+        target,
+        reduction,
+        ignore_index,
+        float(label_smoothing),
+        "cross_entropy",
+    )
+
+
+def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
+    """out[..., c] = 1 where indices[...] == c else 0: an int64 Tensor with one more
+    axis than `indices`, of size `num_classes` (-1: the largest index + 1), as PyTorch.
+
+    >>> import tinygrad_bp as tg
+    >>> from tinygrad_bp.nn import functional as F
+    >>> F.one_hot(tg.tensor([0, 2]), 3)
+    Tensor([[1, 0, 0],
+            [0, 0, 1]])
+    """
+    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got dtype {indices.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"one_hot: num_classes must be an int, got {num_classes!r}")
+    if num_classes == -1:
+        if indices.size == 0:
+            raise ValueError(
+                "one_hot: cannot infer num_classes from an empty tensor; pass it"
+            )
+        num_classes = int(indices.max()) + 1
+    if num_classes < 1:
+        raise ValueError(
+            f"one_hot: num_classes must be positive (or -1), got {num_classes}"
+        )
+    outside = (indices < 0) | (indices >= num_classes)
+    if outside.any():
+        position = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise IndexError(
+            f"one_hot: index {int(indices[position])} at position {position} is out "
+            f"of range for {num_classes} classes"
+        )
+    out = (indices[..., None] == np.arange(num_classes)).astype(np.int64)
+    return tg.Tensor(out)
 
 
 def _clamped_log(x: Tensor) -> Tensor:
@@ -411,8 +513,8 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    """(x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1) of (N, C) or
-    (N, C, L) input.
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1) of (N, C),
+    (N, C, L) or (N, C, H, W) input (statistics over every axis but 1).
 
     Training uses the batch's mean and biased variance and, when running statistics
     are given, replaces their `.data` with
@@ -430,9 +532,10 @@ def batch_norm(
     (Tensor([0.2]), Tensor([1.1]))
     """
     x = _tensor(x)
-    if x.ndim not in (2, 3):
+    if x.ndim < 2:
         raise ValueError(
-            f"batch_norm: expected input of shape (N, C) or (N, C, L), got {x.shape}"
+            f"batch_norm: expected input of shape (N, C, ...) with a channel axis, "
+            f"got {x.shape}"
         )
     channels = x.shape[1]
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
@@ -441,7 +544,7 @@ def batch_norm(
                 f"batch_norm: {name} has shape {stat.shape}, but the input of shape "
                 f"{x.shape} has {channels} channels"
             )
-    axes = (0,) if x.ndim == 2 else (0, 2)
+    axes = (0, *range(2, x.ndim))
     per_channel = (channels,) + (1,) * (x.ndim - 2)  # broadcasts against axis 1
     if training:
         count = x.size // channels
@@ -471,6 +574,54 @@ def batch_norm(
         mean = running_mean.data.reshape(per_channel)
         scale = 1 / np.sqrt(running_var.data.reshape(per_channel) + eps)
         out = (x - mean) * scale.astype(x.dtype)
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    return out if bias is None else out + bias.reshape(per_channel)
+
+
+def group_norm(
+    x: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Split the C channels of (N, C, ...) input into `num_groups` groups and normalise
+    each sample's group: (x - mean) / sqrt(var + eps) (biased variance), then
+    * weight + bias per channel.
+
+    >>> import tinygrad_bp as tg
+    >>> from tinygrad_bp.nn import functional as F
+    >>> F.group_norm(tg.tensor([[1.0, 3.0, 5.0, 9.0]]), 2, eps=0.0)
+    Tensor([[-1.,  1., -1.,  1.]])
+    """
+    x = _tensor(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"group_norm: expected input of shape (N, C, ...), got {x.shape}"
+        )
+    channels = x.shape[1]
+    if (
+        isinstance(num_groups, bool)
+        or not isinstance(num_groups, numbers.Integral)
+        or num_groups < 1
+        or channels % num_groups
+    ):
+        raise ValueError(
+            f"group_norm: num_groups must be a positive int dividing the {channels} "
+            f"channels of input {x.shape}, got {num_groups!r}"
+        )
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and param.shape != (channels,):
+            raise ValueError(
+                f"group_norm: {name} has shape {param.shape}, but the input of shape "
+                f"{x.shape} has {channels} channels"
+            )
+    grouped = x.reshape(x.shape[0], num_groups, -1)
+    centered = grouped - grouped.mean(axis=2, keepdims=True)
+    var = (centered * centered).mean(axis=2, keepdims=True)
+    out = (centered / (var + eps).sqrt()).reshape(x.shape)
+    per_channel = (channels,) + (1,) * (x.ndim - 2)
     if weight is not None:
         out = out * weight.reshape(per_channel)
     return out if bias is None else out + bias.reshape(per_channel)
@@ -537,6 +688,55 @@ def conv2d(
     return out.transpose(0, 3, 1, 2)
 
 
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+) -> Tensor:
+    """1-D cross-correlation of NCL input with weight (out_ch, in_ch, k):
+    out[n, o, i] = Σ_{c,p} x[n, c, i*stride + p] * w[o, c, p] + b[o].
+
+    Computed as `conv2d` on a height-1 image; a 2-D (C, L) input is one unbatched
+    sequence.
+
+    >>> import tinygrad_bp as tg
+    >>> from tinygrad_bp.nn import functional as F
+    >>> F.conv1d(tg.ones(1, 1, 4), tg.ones(1, 1, 2), padding=1).tolist()
+    [[[1.0, 2.0, 2.0, 2.0, 1.0]]]
+    """
+    x = _tensor(x)
+    if x.ndim == 2:
+        return conv1d(x.unsqueeze(0), weight, bias, stride, padding).squeeze(0)
+    if x.ndim != 3 or weight.ndim != 3 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv1d: expected input (N, C, L) and weight (out_ch, C, k) with the same "
+            f"C, got input {x.shape} and weight {weight.shape}"
+        )
+    stride = _single(stride, "conv1d: stride", 1)
+    padding = _single(padding, "conv1d: padding", 0)
+    if x.shape[2] + 2 * padding < weight.shape[2]:
+        raise ValueError(
+            f"conv1d: kernel {weight.shape[2]} is longer than the padded input "
+            f"(input {x.shape}, padding {padding})"
+        )
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding))
+    return out.squeeze(2)
+
+
+def _single(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _pool_windows(
     x: Tensor,
     kernel_size: int | tuple[int, int],
@@ -584,3 +784,102 @@ def avg_pool2d(
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
     return _pool_windows(x, kernel_size, stride, "avg_pool2d").mean(axis=(-2, -1))
+
+
+# ------------------------------------------------------------------------ attention
+def _mask_array(mask: Any, dtype: np.dtype, caller: str) -> np.ndarray | Tensor:
+    """A boolean mask as an array; a floating one as a Tensor of the scores' `dtype`
+    (one that requires grad is kept as it is)."""
+    if isinstance(mask, Tensor):
+        if mask.dtype.kind == "f" and mask.requires_grad:
+            return mask
+        mask = mask.data
+    mask = np.asarray(mask)
+    if mask.dtype.kind == "f":
+        return tg.Tensor(mask.astype(dtype, copy=False))
+    if mask.dtype.kind != "b":
+        raise TypeError(
+            f"{caller}: attn_mask must be boolean or floating, got dtype {mask.dtype}"
+        )
+    return mask
+
+
+def _attention_weights(
+    q: Tensor,
+    k: Tensor,
+    attn_mask: Any,
+    is_causal: bool,
+    scale: float | None,
+    caller: str,
+) -> Tensor:
+    """softmax(q kᵀ * scale + mask) over the key axis, shape (..., L, S); a boolean
+    mask marks with True the pairs that take part."""
+    if q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"{caller}: query (..., L, E) and key (..., S, E) need the same E, got "
+            f"query {q.shape} and key {k.shape}"
+        )
+    length, source = q.shape[-2], k.shape[-2]
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.swapaxes(-1, -2)) * scale
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError(
+                f"{caller}: pass either attn_mask or is_causal=True, not both"
+            )
+        attn_mask = np.tril(np.ones((length, source), dtype=bool))
+    if attn_mask is not None:
+        mask = _mask_array(attn_mask, scores.dtype, caller)
+        try:
+            np.broadcast_shapes(mask.shape, scores.shape)
+        except ValueError:
+            raise ValueError(
+                f"{caller}: attn_mask of shape {mask.shape} does not broadcast to the "
+                f"attention scores' shape {scores.shape} (..., L, S)"
+            ) from None
+        if isinstance(mask, Tensor):
+            scores = scores + mask
+        else:
+            scores = tg.where(mask, scores, -math.inf)
+    return scores.softmax(axis=-1)
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
+    """softmax(q kᵀ * scale + mask) v on (..., L, E) query, (..., S, E) key and
+    (..., S, Ev) value; scale defaults to 1/sqrt(E), as PyTorch.
+
+    A boolean `attn_mask` (broadcastable to (..., L, S)) marks with True the positions
+    that take part; a floating one is added to the scores; `is_causal=True` lets
+    position i attend only to positions <= i. `dropout_p` drops attention weights
+    (always, as PyTorch's functional form: pass 0 in evaluation). A row with every
+    position masked gives NaN, as PyTorch.
+
+    >>> import tinygrad_bp as tg
+    >>> from tinygrad_bp.nn import functional as F
+    >>> q = k = tg.ones(1, 2, 4)
+    >>> v = tg.tensor([[[1.0], [3.0]]])
+    >>> F.scaled_dot_product_attention(q, k, v).tolist()
+    [[[2.0], [2.0]]]
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).tolist()
+    [[[1.0], [2.0]]]
+    """
+    q, k, v = _tensor(q), _tensor(k), _tensor(v)
+    if v.ndim < 2 or v.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: key (..., S, E) and value (..., S, Ev) need "
+            f"the same S, got key {k.shape} and value {v.shape}"
+        )
+    weights = _attention_weights(
+        q, k, attn_mask, is_causal, scale, "scaled_dot_product_attention"
+    )
+    if dropout_p:
+        weights = dropout(weights, dropout_p)
+    return weights @ v

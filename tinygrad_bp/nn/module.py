@@ -8,7 +8,7 @@ BatchNorm's running statistics) and sub-`Module`s. Everything else (`parameters(
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,6 +69,7 @@ class Module:
     _parameters: dict[str, Parameter | None]
     _buffers: dict[str, tg.Tensor | None]
     _modules: dict[str, Module | None]
+    _non_persistent_buffers: set[str]
 
     def __init__(self) -> None:
         # object.__setattr__: our own __setattr__ needs these registries to exist
@@ -76,6 +77,7 @@ class Module:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_non_persistent_buffers", set())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation; every subclass defines it."""
@@ -124,6 +126,7 @@ class Module:
         for registry in (self._parameters, self._buffers, self._modules):
             if name in registry:
                 del registry[name]
+                self._non_persistent_buffers.discard(name)
                 return
         object.__delattr__(self, name)
 
@@ -134,6 +137,7 @@ class Module:
         for other in (self._parameters, self._buffers, self._modules):
             if other is not registry:
                 other.pop(name, None)
+        self._non_persistent_buffers.discard(name)
         registry[name] = value
 
     def _check_new_name(self, name: Any, what: str) -> None:
@@ -161,19 +165,27 @@ class Module:
             )
         self._register(self._parameters, name, param)
 
-    def register_buffer(self, name: str, value: Any) -> None:
-        """Register non-trainable state (an array or Tensor, or None) saved in `state_dict`.
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Register non-trainable state (an array or Tensor, or None); it is saved in
+        `state_dict` unless `persistent=False`.
 
         >>> import numpy as np
         >>> from tinygrad_bp import nn
         >>> m = nn.Module()
         >>> m.register_buffer("count", np.zeros(()))
-        >>> list(m.state_dict())
-        ['count']
+        >>> m.register_buffer("scratch", np.ones(3), persistent=False)
+        >>> list(m.state_dict()), [name for name, _ in m.named_buffers()]
+        (['count'], ['count', 'scratch'])
         """
         self._check_new_name(name, "buffer")
-        buffer = _as_buffer(name, value)
+        if not isinstance(persistent, bool):
+            raise TypeError(
+                f"register_buffer: persistent must be a bool, got {persistent!r}"
+            )
+        buffer = _as_buffer(name, tensor)
         self._register(self._buffers, name, buffer)
+        if not persistent:
+            self._non_persistent_buffers.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register `module` as a child named `name` (for names that are not identifiers)."""
@@ -266,6 +278,26 @@ class Module:
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn` on every submodule (children first, depth first) and then on
+        self, as PyTorch; returns self. The usual use is custom initialisation.
+
+        >>> import tinygrad_bp as tg
+        >>> from tinygrad_bp import nn
+        >>> def init_weights(m):
+        ...     if isinstance(m, nn.Linear):
+        ...         nn.init.zeros_(m.weight)
+        >>> model = nn.Sequential(nn.Linear(2, 3), nn.ReLU()).apply(init_weights)
+        >>> model[0].weight.tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+        """
+        if not callable(fn):
+            raise TypeError(f"apply: fn must be callable, got {type(fn).__name__}")
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     # ------------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> Module:
         """Set training mode (True) or evaluation mode (False) here and in every
@@ -288,16 +320,21 @@ class Module:
 
     # ------------------------------------------------------------ state dicts
     def _state_items(self) -> Iterator[tuple[str, tg.Tensor]]:
-        """(name, tensor) for every parameter and buffer, module by module as PyTorch
-        orders them; a member shared by two modules appears under both names."""
+        """(name, tensor) for every parameter and persistent buffer, module by module
+        as PyTorch orders them; a member shared by two modules appears under both
+        names."""
         for module_name, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, member in registry.items():
-                    if member is not None:
-                        yield (f"{module_name}.{name}" if module_name else name), member
+                    if member is None or (
+                        registry is module._buffers
+                        and name in module._non_persistent_buffers
+                    ):
+                        continue
+                    yield (f"{module_name}.{name}" if module_name else name), member
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Name -> a copy of the array, for every parameter and buffer.
+        """Name -> a copy of the array, for every parameter and persistent buffer.
 
         >>> import tinygrad_bp as tg
         >>> from tinygrad_bp import nn
