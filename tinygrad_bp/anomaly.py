@@ -39,7 +39,7 @@ def _checked_apply(op: type, *args: Any, **params: Any) -> Tensor:
     created_at = "".join(traceback.format_stack()[:-1])
     with np.errstate(all="ignore"):  # the check below reports it, with context
         out = _plain_apply(op, *args, **params)
-    found = _non_finite(out.data)
+    found = _non_finite(out._data)
     inputs_finite = all(_non_finite(np.asarray(a)) is None for a in args)
     if found and inputs_finite and not _Pass.backward_depth:
         raise FloatingPointError(
@@ -61,7 +61,7 @@ def _checked_backward(fn: Any, backward: Any, shapes: str, created_at: str) -> A
         finally:
             _Pass.backward_depth -= 1
         for i, g in enumerate(grads if isinstance(grads, tuple) else (grads,)):
-            found = None if g is None else _non_finite(g.data)
+            found = None if g is None else _non_finite(g._data)
             if found:
                 raise FloatingPointError(
                     f"{fn.name} returned {found} in the gradient of its input {i} in "

@@ -44,7 +44,7 @@ def toposort(roots: Sequence[Any]) -> list[Any]:
             continue
         if fn.inputs is None:
             raise RuntimeError(SECOND_BACKWARD)
-        if tensor.data is not fn._output:  # checked before any backward runs
+        if tensor._data is not fn._output:  # checked before any backward runs
             raise RuntimeError(_replaced(fn))
         for x in fn.inputs:
             if x._requires_grad and x not in visited:
@@ -130,10 +130,10 @@ def _propagate(fn: Any, grad: Any, out: Any, grads: dict[Any, Any]) -> None:
     for x, grad_x, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
         if grad_x is None or not needed:
             continue
-        if grad_x.data.shape != x.data.shape:
-            grad_x = grad_x.sum_to(x.data.shape)
-        if grad_x.data.dtype != x.data.dtype:
-            grad_x = grad_x.astype(x.data.dtype)
+        if grad_x._data.shape != x._data.shape:
+            grad_x = grad_x.sum_to(x._data.shape)
+        if grad_x._data.dtype != x._data.dtype:
+            grad_x = grad_x.astype(x._data.dtype)
         earlier = grads.get(x)
         grads[x] = grad_x if earlier is None else earlier + grad_x
 
@@ -156,8 +156,10 @@ def _accumulate(tensor: Any, grad: Any, create_graph: bool, written: set[int]) -
     if tensor.grad is not None:
         tensor.grad = tensor.grad + grad
         return
-    if not create_graph and (not grad.data.flags.writeable or id(grad.data) in written):
+    if not create_graph and (
+        not grad._data.flags.writeable or id(grad._data) in written
+    ):
         # a broadcast view, or an array another .grad already holds (z = a + b)
-        grad = type(grad)(grad.data)  # Tensor() copies
-    written.add(id(grad.data))
+        grad = type(grad)(grad._data)  # Tensor() copies
+    written.add(id(grad._data))
     tensor.grad = grad

@@ -38,16 +38,15 @@ class Function(abc.ABC):
     # Set when the node is recorded: `inputs` (None once the node has been released by
     # a backward without retain_graph, so a second backward fails loudly),
     # `needs_input_grad`, `saved_leaves`, the read-only locks on the leaf arrays this
-    # node saved (see SavedLeaves) or None, and `_output`, the array it computed. Later
-    # nodes and this one's backward read that array, so `Tensor._apply` makes it
-    # read-only while the node lives (`_owns_lock`; a view of an array that is already
-    # read-only is born read-only and needs no lock of its own). Slots, because every
-    # op makes a node; what an op keeps for its backward (masks, shapes) goes in its
-    # __dict__.
+    # node saved (see SavedLeaves) or None, `_output`, the array it computed (later
+    # nodes and this one's backward read it, so the engine checks that it was not
+    # replaced), and `_output_lock`, an OutputLock once that array has been handed out
+    # (`Tensor.data`) while the node lives. Slots, because every op makes a node; what
+    # an op keeps for its backward (masks, shapes) goes in its __dict__.
     __slots__ = (
         "__dict__",
         "_output",
-        "_owns_lock",
+        "_output_lock",
         "inputs",
         "needs_input_grad",
         "saved_leaves",
@@ -56,7 +55,7 @@ class Function(abc.ABC):
     needs_input_grad: tuple[bool, ...]
     saved_leaves: SavedLeaves | None
     _output: Any
-    _owns_lock: bool
+    _output_lock: OutputLock | None
 
     @abc.abstractmethod
     def forward(self, *arrays: Any, **params: Any) -> Any:
@@ -80,17 +79,7 @@ class Function(abc.ABC):
         self.inputs = None
         self.saved_leaves = None  # unlocks the leaves' arrays
         self.__dict__.clear()
-        if self._owns_lock:
-            self._owns_lock = False
-            _unlock(self._output)
-
-    def __del__(self) -> None:
-        # a graph dropped without a backward makes its arrays writable again too
-        try:
-            if self._owns_lock:
-                _unlock(self._output)
-        except AttributeError:
-            pass  # never recorded (made outside Tensor._apply)
+        self._output_lock = None  # makes the output writable again
 
     @property
     def name(self) -> str:
@@ -108,6 +97,28 @@ def _unlock(array: Any) -> None:
         pass  # a view of an array that is itself still locked stays read-only
 
 
+class OutputLock:
+    """Keeps a recorded node's output array read-only while the node is alive.
+
+    Taken when the array is first handed out (`Tensor.data`, `numpy()`, `detach()`,
+    `np.asarray`) while the graph needs it: the library itself never writes into a
+    result, so arrays nobody looked at need no lock, and the hot path pays nothing.
+    Released with the node (by backward) or when the graph is garbage-collected.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Any) -> None:
+        # a view of an array that is already read-only is born read-only: no lock
+        self.array = array if array.flags.writeable else None
+        if self.array is not None:
+            array.setflags(False)  # write=False (positional is cheaper)
+
+    def __del__(self) -> None:
+        if self.array is not None:
+            _unlock(self.array)
+
+
 class SavedLeaves:
     """Keeps the arrays of a node's leaf inputs read-only while the node is alive.
 
@@ -118,14 +129,14 @@ class SavedLeaves:
     writable again. A leaf's `_lock` is None or `[number of live nodes, array we made
     read-only (None if it already was)]`. A leaf needs this count because many nodes
     share it; an intermediate result belongs to the one node that computed it, which
-    locks it itself (see `Tensor._apply`).
+    locks it when the array is handed out (see OutputLock).
     """
 
     __slots__ = ("arrays", "leaves")
 
     def __init__(self, leaves: list[Any]) -> None:
         self.leaves = leaves
-        self.arrays = [t.data for t in leaves]
+        self.arrays = [t._data for t in leaves]
         for t, array in zip(leaves, self.arrays):
             lock = t._lock
             if lock is not None:
@@ -139,7 +150,7 @@ class SavedLeaves:
     def check(self, fn: Function) -> None:
         """Raise if a leaf's `.data` was replaced since the forward pass."""
         for i, (t, array) in enumerate(zip(self.leaves, self.arrays)):
-            if t.data is not array:
+            if t._data is not array:
                 raise RuntimeError(
                     f"{fn.name}: the data of its input {i} (a leaf of shape {array.shape}) "
                     "was replaced after the forward pass; the gradient would be wrong. "

@@ -50,7 +50,9 @@ class Elementwise(Function):
         x = self.inputs[0]
         if is_grad_enabled():
             return grad * type(self).derivative(x, out, TensorMath, **self.params)
-        return grad * type(self).derivative(x.data, out.data, ArrayMath, **self.params)
+        return grad * type(self).derivative(
+            x._data, out._data, ArrayMath, **self.params
+        )
 
 
 def _elementwise(name: str, f: Callable, derivative: Callable, doc: str) -> type:
@@ -91,7 +93,7 @@ class TensorMath:
     @staticmethod
     def value(t):
         """The values, for piecewise-constant factors (masks, signs)."""
-        return t.data
+        return t._data
 
 
 def _softplus(x):
@@ -301,8 +303,8 @@ class Pow(Function):
         if need_a:
             # a**0 = 1 for every a, so its derivative is 0, also at a = 0 where the
             # formula gives 0 * inf (elsewhere it is exact, to any order)
-            constant = (b.data == 0) & (a.data == 0)
-            if constant.any():
+            constant = None if b._data.all() else (b._data == 0) & (a._data == 0)
+            if constant is not None and constant.any():
                 # the exponent is swapped where masked, so no 0 * inf = NaN appears
                 # there at this order or any higher one (the double-where trick)
                 safe = b * a ** Where.apply(constant, 1, b - 1)
@@ -310,7 +312,7 @@ class Pow(Function):
             else:
                 grad_a = grad * b * a ** (b - 1)
         if need_b:
-            zero_base = (a.data == 0) & (b.data >= 0)  # where log(a) = -inf
+            zero_base = (a._data == 0) & (b._data >= 0)  # where log(a) = -inf
             if zero_base.any():
                 safe = out * Where.apply(zero_base, 1, a).log()
                 grad_b = grad * Where.apply(zero_base, 0, safe)
@@ -330,7 +332,7 @@ class _Choose(Function):
         return type(self).choose(a, b)
 
     def backward(self, grad, out):
-        a, b = (t.data for t in self.inputs)
+        a, b = (t._data for t in self.inputs)
         to_a = np.where(a == b, 0.5, type(self).a_wins(a, b))
         to_a = to_a.astype(np.result_type(a, b))
         return grad * to_a, grad * (1 - to_a)
@@ -355,7 +357,7 @@ class Where(Function):
         return np.where(cond, a, b)
 
     def backward(self, grad, out):
-        cond = self.inputs[0].data.astype(bool)
+        cond = self.inputs[0]._data.astype(bool)
         _, need_a, need_b = self.needs_input_grad
         return (
             None,
@@ -386,7 +388,7 @@ class MatMul(Function):
         need_a, need_b = self.needs_input_grad
         if a.ndim == 2 and b.ndim == 2:  # the hot path
             if not is_grad_enabled():  # not recorded: transpose arrays, not Tensors
-                a, b = a.data, b.data
+                a, b = a._data, b._data
             return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
         # Promote 1-D operands to matrices as np.matmul does, then drop the added axis.
         if b.ndim == 1:
@@ -413,6 +415,8 @@ def reduction_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     (and reduces nothing). Every reduction and softmax normalises its axis here."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, quickly
+        return (axis % ndim,)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if ndim == 0 and all(a in (0, -1) for a in axes):
         return ()
@@ -776,11 +780,11 @@ class Prod(Function):
     def backward(self, grad, out):
         x = self.inputs[0]
         grad = grad.reshape(self.kept_shape)
-        if (out.data != 0).all() and np.isfinite(out.data).all():
+        if (out._data != 0).all() and np.isfinite(out._data).all():
             # no zeros in x (nor underflow): y/x_i is Π_{j≠i} x_j, to every order
             return grad * (out.reshape(self.kept_shape) / x)
         if not is_grad_enabled():
-            return grad * _products_of_others(x.data, self.axes)
+            return grad * _products_of_others(x._data, self.axes)
         # Recorded, with zeros: Π_{j≠i} x_j as the Prod of x with x_i replaced by 1,
         # differentiable again (n² memory per reduced group, for this case only).
         order, inverse = _to_last(x, self.axes)

@@ -16,7 +16,7 @@ import numpy as np
 from . import _config, ops
 from ._grad_mode import _State
 from .autograd import backprop
-from .function import Function, SavedLeaves
+from .function import Function, OutputLock, SavedLeaves
 
 Shape = tuple[int, ...]
 
@@ -24,7 +24,7 @@ Shape = tuple[int, ...]
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Convert user data to a new array: NumPy keeps its dtype, Python floats get the default."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, (np.ndarray, np.generic)):
         return np.array(data, dtype=dtype)
     array = np.array(data, dtype=dtype)
@@ -65,11 +65,11 @@ class Tensor:
 
     __slots__ = (
         "__weakref__",
+        "_data",
         "_hooks",
         "_lock",
         "_requires_grad",
         "_retains_grad",
-        "data",
         "grad",
         "grad_fn",
     )
@@ -85,9 +85,9 @@ class Tensor:
     def __init__(
         self, data: Any, requires_grad: bool = False, dtype: Any = None
     ) -> None:
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         if requires_grad:
-            _check_grad_dtype(self.data.dtype)
+            _check_grad_dtype(self._data.dtype)
         self.grad = None
         self.grad_fn = None
         self._requires_grad = bool(requires_grad)
@@ -99,7 +99,7 @@ class Tensor:
     def _wrap(cls, data: np.ndarray, grad_fn: Function | None = None) -> Tensor:
         """A Tensor around an array the library just computed (no copy, no checks)."""
         t = object.__new__(cls)
-        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t._data = data if type(data) is np.ndarray else np.asarray(data)
         t.grad = None
         t.grad_fn = grad_fn
         t._requires_grad = grad_fn is not None
@@ -122,17 +122,16 @@ class Tensor:
     def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
         """Run `op` on Tensors (or scalars/arrays, made constants) and record the node."""
         fn = op()
-        fn._owns_lock = False
         inputs = args
         for a in args:
             if not isinstance(a, Tensor):
                 inputs = _operands(args)
                 break
         else:
-            if len(args) > 1 and args[0].data.dtype is not args[-1].data.dtype:
+            if len(args) > 1 and args[0]._data.dtype is not args[-1]._data.dtype:
                 inputs = _operands(args)  # mixed dtypes: integers must not widen
         try:
-            data = fn.forward(*[t.data for t in inputs], **params)
+            data = fn.forward(*[t._data for t in inputs], **params)
         except (ValueError, TypeError) as error:  # name the op and its operands
             shapes = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
             kind = ValueError if isinstance(error, ValueError) else TypeError
@@ -147,15 +146,40 @@ class Tensor:
                     a for a in args if isinstance(a, Tensor) and a.grad_fn is None
                 ]
                 fn.saved_leaves = SavedLeaves(leaves) if leaves else None
-                fn._output = data = out.data
-                if data.flags.writeable:  # see Function: read-only while fn lives
-                    data.setflags(False)  # (write=False; positional is cheaper)
-                    fn._owns_lock = True
+                fn._output = out._data
+                fn._output_lock = None  # taken when handed out (Tensor.data)
                 out.grad_fn = fn
                 out._requires_grad = True
         return out
 
     # ----------------------------------------------------------------- attributes
+    @property
+    def data(self) -> np.ndarray:
+        """The NumPy array that holds the values.
+
+        While a recorded graph still needs it (the backward of a later op will read
+        it), the array is read-only, so an in-place write cannot silently change a
+        gradient; it is writable again once the graph is released. The library itself
+        reads `_data`, so only arrays that are handed out are locked.
+
+        >>> import tinygrad_bp as tg
+        >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
+        >>> h = x.exp(); y = (h * h).sum()
+        >>> h.data.flags.writeable, x.data.flags.writeable
+        (False, False)
+        >>> y.backward(); h.data.flags.writeable, x.data.flags.writeable
+        (True, True)
+        """
+        fn = self.grad_fn
+        if fn is not None and fn._output_lock is None and fn.inputs is not None:
+            fn._output_lock = OutputLock(self._data)
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # A replaced array is caught by the backward pass (see SavedLeaves, toposort)
+        self._data = array
+
     @property
     def requires_grad(self) -> bool:
         """Whether gradients flow to (and, for a leaf, accumulate in) this tensor.
@@ -183,7 +207,7 @@ class Tensor:
                 "get a leaf from a computed tensor"
             )
         if flag:
-            _check_grad_dtype(self.data.dtype)
+            _check_grad_dtype(self._data.dtype)
         self._requires_grad = bool(flag)
         return self
 
@@ -205,7 +229,7 @@ class Tensor:
         >>> tg.zeros(2, 3).shape
         (2, 3)
         """
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
@@ -215,7 +239,7 @@ class Tensor:
         >>> tg.zeros(2, 3).ndim
         2
         """
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
@@ -225,7 +249,7 @@ class Tensor:
         >>> tg.zeros(2, 3).size
         6
         """
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
@@ -235,7 +259,7 @@ class Tensor:
         >>> tg.zeros(2).dtype
         dtype('float32')
         """
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def T(self) -> Tensor:
@@ -264,11 +288,11 @@ class Tensor:
         >>> tg.tensor([2.5]).item()
         2.5
         """
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, got shape {self.shape}"
             )
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         """The values as (nested) Python lists.
@@ -277,20 +301,20 @@ class Tensor:
         >>> tg.tensor([[1, 2]]).tolist()
         [[1, 2]]
         """
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self.data
 
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __iter__(self):
         if self.ndim == 0:
@@ -299,15 +323,15 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """Format specs apply to one-element tensors' value: f"{loss:.3f}"."""
-        if spec and self.data.size == 1:
-            return format(self.data.item(), spec)
+        if spec and self._data.size == 1:
+            return format(self._data.item(), spec)
         return format(repr(self), spec)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
         extras = []
-        if self.data.dtype not in (np.float32, np.int64, np.bool_):
-            extras.append(f"dtype={self.data.dtype}")
+        if self._data.dtype not in (np.float32, np.int64, np.bool_):
+            extras.append(f"dtype={self._data.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self._requires_grad:
@@ -432,8 +456,8 @@ class Tensor:
 
     # ------------------------------------------------- comparisons (no gradient)
     def _compare(self, compare: Callable, other: Any) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(compare(self.data, other)))
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(np.asarray(compare(self._data, other)))
 
     def __lt__(self, other: Any) -> Tensor:
         return self._compare(np.less, other)
@@ -461,7 +485,7 @@ class Tensor:
         Tensor([1, 0])
         """
         return Tensor._wrap(
-            np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims))
+            np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims))
         )
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -472,7 +496,7 @@ class Tensor:
         1
         """
         return Tensor._wrap(
-            np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims))
+            np.asarray(np.argmin(self._data, axis=axis, keepdims=keepdims))
         )
 
     def argsort(self, axis: int = -1, descending: bool = False) -> Tensor:
@@ -488,9 +512,9 @@ class Tensor:
             return Tensor._wrap(np.zeros((), dtype=np.int64))
         axis = _axis(axis, self.ndim, "argsort")
         if not descending:
-            return Tensor._wrap(np.argsort(self.data, axis=axis, kind="stable"))
+            return Tensor._wrap(np.argsort(self._data, axis=axis, kind="stable"))
         # sort the reversed tensor, then reverse back: ties stay in their first order
-        reversed_order = np.argsort(np.flip(self.data, axis), axis=axis, kind="stable")
+        reversed_order = np.argsort(np.flip(self._data, axis), axis=axis, kind="stable")
         return Tensor._wrap(self.shape[axis] - 1 - np.flip(reversed_order, axis))
 
     # ---------------------------------------------------------------- elementwise
@@ -1151,7 +1175,7 @@ class Tensor:
         >>> x = tg.tensor([1.0, 2.0, 3.0]); x.masked_fill(x > 1.5, 0.0)
         Tensor([1., 0., 0.])
         """
-        mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
         if mask.dtype != np.bool_:
             raise TypeError(
                 f"masked_fill: mask must be boolean, got dtype {mask.dtype}"
@@ -1215,7 +1239,7 @@ class Tensor:
                 f"(shape {self.shape})"
             )
         first = (slice(None),) * axis + (slice(0, k),)
-        indices = Tensor._wrap(self.argsort(axis, descending=largest).data[first])
+        indices = Tensor._wrap(self.argsort(axis, descending=largest)._data[first])
         return take_along_axis(self, indices, axis), indices
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -1372,7 +1396,7 @@ class Tensor:
         >>> _ = tg.manual_seed(0); tg.multinomial(tg.tensor([0.0, 1.0, 3.0]), 2).shape
         (2,)
         """
-        weights = np.asarray(probs.data if isinstance(probs, Tensor) else probs)
+        weights = np.asarray(probs._data if isinstance(probs, Tensor) else probs)
         if weights.ndim not in (1, 2) or weights.shape[-1] == 0:
             raise ValueError(
                 f"multinomial: probs must be 1-D or 2-D and non-empty, got shape "
@@ -1451,13 +1475,17 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
         a, b = args
         if isinstance(a, Tensor):
             if type(b) in _PYTHON_SCALARS:
-                return a, _scalar(b, a.data.dtype)
-            if type(b) is np.ndarray and not _int_meets_float(a.data.dtype, b.dtype):
+                return a, _scalar(b, a._data.dtype)
+            if type(b) is np.ndarray and (
+                b.dtype is a._data.dtype or not _int_meets_float(a._data.dtype, b.dtype)
+            ):
                 return a, Tensor._wrap(b)
         elif isinstance(b, Tensor):
             if type(a) in _PYTHON_SCALARS:
-                return _scalar(a, b.data.dtype), b
-            if type(a) is np.ndarray and not _int_meets_float(a.dtype, b.data.dtype):
+                return _scalar(a, b._data.dtype), b
+            if type(a) is np.ndarray and (
+                a.dtype is b._data.dtype or not _int_meets_float(a.dtype, b._data.dtype)
+            ):
                 return Tensor._wrap(a), b
     args = [np.asarray(a) if isinstance(a, np.generic) else a for a in args]
     dtypes = [a.dtype for a in args if isinstance(a, (Tensor, np.ndarray))]
@@ -1474,7 +1502,7 @@ def _operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     out = []
     for a in args:
         if isinstance(a, (Tensor, np.ndarray)):
-            array = a.data if isinstance(a, Tensor) else a
+            array = a._data if isinstance(a, Tensor) else a
             if floats and array.dtype.kind in "iu":
                 out.append(Tensor._wrap(array.astype(like)))
             else:
@@ -1496,7 +1524,7 @@ def _index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -1618,7 +1646,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     >>> x = tg.tensor([-1.0, 2.0]); tg.where(x > 0, x, 0.0)
     Tensor([0., 2.])
     """
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     return Tensor._apply(ops.Where, Tensor._wrap(cond.astype(bool)), a, b)
 
 
@@ -1719,7 +1747,7 @@ def take_along_axis(t: Tensor, indices: Any, axis: int | None) -> Tensor:
             [7.]])
     """
     t = t if isinstance(t, Tensor) else Tensor(t)
-    index = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    index = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     if index.dtype.kind not in "iu":
         raise TypeError(
             f"take_along_axis: indices must be integers, got dtype {index.dtype}"
