@@ -131,7 +131,8 @@ def _gelu_derivative(x, y, m):
 
 
 def _gelu_tanh(x):
-    return 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + _GELU_CUBIC * x**3)))
+    # x * x * x: NumPy's power is ~20x slower than two multiplies on float32
+    return 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + _GELU_CUBIC * (x * x * x))))
 
 
 def _gelu_tanh_derivative(x, y, m):
