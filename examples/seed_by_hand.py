@@ -9,8 +9,9 @@ row-batch layout ``z[l] = a[l] @ w[l] + b[l]``, ``a[l+1] = f[l](z[l])`` and the 
     dw[i]  = a[i].T @ d[i]
     db[i]  = d[i].sum(axis=0)
 
-`backprop_by_hand` codes exactly those lines in NumPy, for a network of three layers
-with a different activation in each. `backprop_generated` writes only the forward pass
+`backprop_by_hand` applies exactly those lines, coded in NumPy in
+``tinygrad_bp.seed.backward_by_hand``, to a network of three layers with a different
+activation in each. `backprop_generated` writes only the forward pass
 with Tensors and calls ``backward()``: the chain rule is applied for it. Both train the
 same network on the spirals by plain gradient descent; at every step the two gradients
 are compared.
@@ -28,55 +29,30 @@ import sys
 import numpy as np
 
 import tinygrad_bp as tg
+from tinygrad_bp import seed
 
 QUICK = os.environ.get("TINYGRAD_BP_QUICK") == "1" or "--quick" in sys.argv[1:]
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
-
-
-# name -> (f, f' as a function of z, the same f as a Tensor method)
-ACTIVATIONS = {
-    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2, tg.Tensor.tanh),
-    "relu": (
-        lambda z: np.maximum(z, 0),
-        lambda z: (z > 0).astype(z.dtype),
-        tg.Tensor.relu,
-    ),
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z)), tg.Tensor.sigmoid),
+# The hand-derived formulas live in tinygrad_bp.seed, the one copy that the tutorial,
+# `tinygrad-bp seed` and the tests use too; each activation is a pair (f, f').
+TENSOR_ACTIVATIONS = {
+    "tanh": tg.Tensor.tanh,
+    "relu": tg.Tensor.relu,
+    "sigmoid": tg.Tensor.sigmoid,
 }
 SIZES = [2, 32, 32, 3]
 LAYER_ACTIVATIONS = ["tanh", "relu", "sigmoid"]  # f[0], f[1], f[2]
-
-
-def forward_by_hand(
-    w: list[np.ndarray], b: list[np.ndarray], X: np.ndarray
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """z[l] = a[l] @ w[l] + b[l], a[l+1] = f[l](z[l]); returns the lists z and a."""
-    a, z = [X], []
-    for w_l, b_l, name in zip(w, b, LAYER_ACTIVATIONS):
-        z.append(a[-1] @ w_l + b_l)
-        a.append(ACTIVATIONS[name][0](z[-1]))
-    return z, a
+F = [seed.ACTIVATIONS[name] for name in LAYER_ACTIVATIONS]
 
 
 def backprop_by_hand(
     w: list[np.ndarray], b: list[np.ndarray], X: np.ndarray, Y: np.ndarray
 ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
-    """The seed's loss and gradients, with every layer's formula written out."""
-    z, a = forward_by_hand(w, b, X)
-    E = np.mean(np.sum(0.5 * (a[-1] - Y) ** 2, axis=1), axis=0)
-
-    L = len(w)
-    d = [None] * L
-    df = [ACTIVATIONS[name][1] for name in LAYER_ACTIVATIONS]
-    d[L - 1] = (a[L] - Y) / len(X) * df[L - 1](z[L - 1])
-    for i in range(L - 2, -1, -1):
-        d[i] = (d[i + 1] @ w[i + 1].T) * df[i](z[i])
-    dw = [a[i].T @ d[i] for i in range(L)]
-    db = [d[i].sum(axis=0) for i in range(L)]
-    return float(E), dw, db
+    """The seed's loss and gradients, every layer's formula written out by hand."""
+    a, z = seed.forward_by_hand(X, w, b, F)
+    _, dw, db = seed.backward_by_hand(a, z, w, F, Y)
+    return seed.seed_loss(a[-1], Y), dw, db
 
 
 def backprop_generated(
@@ -87,7 +63,7 @@ def backprop_generated(
     b_t = [tg.Tensor(b_l, requires_grad=True) for b_l in b]
     a = tg.Tensor(X)
     for w_l, b_l, name in zip(w_t, b_t, LAYER_ACTIVATIONS):
-        a = ACTIVATIONS[name][2](a @ w_l + b_l)
+        a = TENSOR_ACTIVATIONS[name](a @ w_l + b_l)
     E = (0.5 * (a - Y) ** 2).sum(axis=1).mean(axis=0)
     E.backward()
     return E.item(), [t.grad.numpy() for t in w_t], [t.grad.numpy() for t in b_t]
@@ -122,7 +98,7 @@ def main() -> None:
             w[i] = w[i] - lr * dw_hand[i]
             b[i] = b[i] - lr * db_hand[i]
 
-    _, a = forward_by_hand(w, b, X)
+    a, _ = seed.forward_by_hand(X, w, b, F)
     accuracy = float((a[-1].argmax(axis=1) == labels).mean())
     print(f"training accuracy after {steps} steps: {accuracy:.3f}")
     print(

@@ -1,9 +1,11 @@
-"""The tinygrad-bp command line: train, seed and graph, their outputs and their errors."""
+"""The tinygrad-bp command line: train (mlp, cnn, gpt), seed and graph, their outputs
+and their errors."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -15,7 +17,8 @@ import numpy as np
 import pytest
 
 import tinygrad_bp as tg
-from tinygrad_bp.cli import build_mlp, main, seed_gradients_by_hand
+from tinygrad_bp.cli import main
+from tinygrad_bp.cli.models import GPT, MODELS, build_cnn, build_mlp, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DEMO = all(importlib.util.find_spec(m) for m in ("tqdm", "matplotlib"))
@@ -47,6 +50,7 @@ def test_train_quick_end_to_end(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["options"] == {
+        "model": "mlp",
         "dataset": "spirals",
         "hidden": [64, 64],
         "activation": "relu",
@@ -158,6 +162,233 @@ def test_train_digits_without_scikit_learn_exits_2(tmp_path, capsys, monkeypatch
     assert not out_dir.exists()
 
 
+# -------------------------------------------------------------------- train cnn
+@pytest.mark.skipif(not HAS_SKLEARN, reason="needs scikit-learn")
+def test_train_cnn_quick_on_digits(tmp_path, capsys):
+    code, _out, err = run(
+        ["train", "--model", "cnn", "--quick", "--out", str(tmp_path)], capsys
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["options"] == {
+        "model": "cnn",
+        "dataset": "digits",
+        "channels": 32,
+        "lr_schedule": "cosine",
+        "optimizer": "adam",
+        "lr": 0.003,
+        "epochs": 2,
+        "batch_size": 32,
+        "seed": 0,
+        "quick": True,
+    }
+    assert metrics["samples"] == {"train": 240, "test": 60, "classes": 10}
+    assert metrics["test_accuracy"] > 0.3  # two epochs on 240 images; chance is 0.1
+    state = tg.load(tmp_path / "model.npz")
+    assert {k: v.shape for k, v in state.items()} == {
+        "0.weight": (32, 1, 3, 3),
+        "0.bias": (32,),
+        "3.weight": (64, 32, 3, 3),
+        "3.bias": (64,),
+        "7.weight": (256, 10),
+        "7.bias": (10,),
+    }
+    model = build_cnn((1, 8, 8), 10, channels=32)
+    model.load_state_dict(state)
+    assert not (tmp_path / "decision_boundary.png").exists()
+    if HAS_DEMO:
+        assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
+        assert "2/2" in err
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="needs scikit-learn")
+def test_train_cnn_defaults_reach_97_percent_on_digits(tmp_path, capsys):
+    code, out, _ = run(["train", "--model", "cnn", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["options"]["epochs"] == 15 and metrics["samples"]["test"] == 360
+    assert metrics["test_accuracy"] >= 0.97
+    assert final_accuracies(out)[1] >= 0.97
+
+
+def test_cnn_registry_builds_from_options():
+    args = build_parser_args(["train", "--model", "cnn", "--channels", "4"])
+    model = MODELS["cnn"](args, {"image_shape": (1, 8, 8), "classes": 3})
+    assert model(tg.zeros(2, 1, 8, 8)).shape == (2, 3)
+    assert model.state_dict()["0.weight"].shape == (4, 1, 3, 3)
+
+
+def build_parser_args(argv):
+    from tinygrad_bp.cli import build_parser
+    from tinygrad_bp.cli.train import _resolve_options
+
+    args = build_parser().parse_args(argv)
+    _resolve_options(args)
+    return args
+
+
+# -------------------------------------------------------------------- train gpt
+TINY_GPT = "--steps 6 --dim 16 --heads 2 --layers 1 --block-size 16 --batch-size 4"
+
+
+def test_train_gpt_quick_writes_samples_and_plot(tmp_path, capsys):
+    code, out, err = run(
+        ["train", "--model", "gpt", "--quick", "--out", str(tmp_path)], capsys
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    options = metrics["options"]
+    assert (options["model"], options["dataset"], options["steps"]) == (
+        "gpt",
+        "text",
+        20,
+    )
+    assert (options["dim"], options["heads"], options["layers"]) == (64, 4, 2)
+    assert (options["block_size"], options["batch_size"]) == (64, 16)
+    assert (options["temperature"], options["top_k"]) == (0.8, 10)
+    assert metrics["history"]["step"] == list(range(1, 21))
+    held_out = metrics["evaluations"]["held_out_loss"]
+    assert (
+        metrics["evaluations"]["step"][-1] == 20
+        and held_out[-1] == metrics["held_out_loss"]
+    )
+    # 20 steps from log(vocab_size) ~ 4.6 nats: learning has begun
+    assert (
+        held_out[-1] < held_out[0] < math.log(metrics["characters"]["vocab_size"]) + 0.2
+    )
+    assert re.search(r"^final held-out loss (\S+) nats per character$", out, re.M)
+
+    samples = (tmp_path / "samples.txt").read_text()
+    assert samples.startswith("3 samples of 40 characters")
+    assert "temperature 0.8, top-k 10" in samples
+    parts = samples.split("-" * 72 + "\n")[1:-1]
+    prompts = ("The ", "A list ", "def ")
+    assert [p[: len(prompt)] for p, prompt in zip(parts, prompts)] == list(prompts)
+    assert [len(p) for p in parts] == [len(prompt) + 40 + 1 for prompt in prompts]
+    assert "after the prompts 'The ', 'A list ', 'def '" in samples
+    assert samples.strip() in out  # printed as well as written
+    assert set(samples) <= set(metrics["vocab"]) | {"\n"}
+
+    state = tg.load(tmp_path / "model.npz")
+    assert state["token.weight"].shape == (metrics["characters"]["vocab_size"], 64)
+    assert not any("head" in name for name in state)  # the output head is tied
+    if HAS_DEMO:
+        assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
+        assert "20/20" in err and "loss=" in err  # tqdm's bar, with the loss
+
+
+def test_train_gpt_options_are_used_and_recorded(tmp_path, capsys):
+    argv = f"train --model gpt {TINY_GPT} --lr 0.01 --temperature 0.5 --top-k 3"
+    argv += f" --sample-length 12 --seed 4 --out {tmp_path}"
+    code, _out, _ = run(argv.split(), capsys)
+    assert code == 0
+    options = json.loads((tmp_path / "metrics.json").read_text())["options"]
+    assert options | {"warmup_steps": None} == {
+        "model": "gpt",
+        "dataset": "text",
+        "block_size": 16,
+        "dim": 16,
+        "heads": 2,
+        "layers": 1,
+        "steps": 6,
+        "batch_size": 4,
+        "lr": 0.01,
+        "weight_decay": 0.1,
+        "warmup_steps": None,
+        "temperature": 0.5,
+        "top_k": 3,
+        "sample_length": 12,
+        "seed": 4,
+        "quick": False,
+    }
+    state = tg.load(tmp_path / "model.npz")
+    assert state["position.weight"].shape == (16, 16)
+    assert state["blocks.0.attention.qkv.weight"].shape == (16, 48)
+    assert "blocks.1.norm1.weight" not in state
+    assert (
+        (tmp_path / "samples.txt").read_text().startswith("3 samples of 12 characters")
+    )
+
+
+def test_train_gpt_is_reproducible_under_seed(tmp_path, capsys):
+    texts = []
+    for name in ("a", "b"):
+        argv = (
+            f"train --model gpt {TINY_GPT} --sample-length 20 --out {tmp_path / name}"
+        )
+        assert run(argv.split(), capsys)[0] == 0
+        texts.append((tmp_path / name / "samples.txt").read_text())
+    assert texts[0] == texts[1]
+
+
+def test_train_gpt_without_demo_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, _ = run(
+        ["train", "--model", "gpt", *TINY_GPT.split(), "--out", str(tmp_path)], capsys
+    )
+    assert code == 0
+    assert out.count("pip install 'tinygrad_bp[demo]'") == 1
+    assert re.findall(r"^step (\d+)/6  loss \S+  held out \S+$", out, re.M) == [
+        str(i) for i in range(1, 7)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "model.npz",
+        "samples.txt",
+    ]
+
+
+def test_gpt_attention_is_causal():
+    tg.manual_seed(0)
+    model = GPT(vocab_size=7, block_size=6, dim=8, heads=2, layers=2)
+    ids = np.array([[1, 2, 3, 4, 5, 6]])
+    changed = ids.copy()
+    changed[0, 4] = 0
+    with tg.no_grad():
+        before, after = model(ids).numpy(), model(changed).numpy()
+    np.testing.assert_allclose(before[:, :4], after[:, :4], rtol=1e-6)
+    assert not np.allclose(before[:, 4:], after[:, 4:])
+
+
+def test_gpt_head_is_tied_and_decay_is_on_matrices_only():
+    tg.manual_seed(0)
+    model = GPT(vocab_size=7, block_size=6, dim=8, heads=2, layers=1)
+    decay, no_decay = model.parameter_groups(0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim == 2 for p in decay["params"])
+    assert all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(
+        list(model.parameters())
+    )
+    logits = model(np.array([[1, 2]]))
+    logits[0, -1, 3].backward()
+    assert np.abs(model.token.weight.grad.numpy()[3]).sum() > 0  # the head's row 3
+    with pytest.raises(ValueError, match="longer than block_size 6"):
+        model(np.zeros((1, 7), dtype=np.int64))
+
+
+def test_generate_top_k_and_temperature():
+    tg.manual_seed(0)
+    model = GPT(vocab_size=9, block_size=4, dim=8, heads=2, layers=1)
+    greedy = generate(model, [1, 2, 3, 4, 5], length=6, top_k=1)
+    assert greedy[:5].tolist() == [1, 2, 3, 4, 5] and len(greedy) == 11
+    with tg.no_grad():  # top-1 is the argmax after the last block_size tokens
+        expected = int(model(greedy[None, 1:5]).numpy()[0, -1].argmax())
+    assert greedy[5] == expected
+    tg.manual_seed(1)
+    a = generate(model, [0], length=20, temperature=2.0, top_k=3)
+    tg.manual_seed(1)
+    assert (
+        generate(model, [0], length=20, temperature=2.0, top_k=3).tolist() == a.tolist()
+    )
+    assert model.training  # generate restores the mode it found
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        generate(model, [0], length=1, temperature=0.0)
+    with pytest.raises(ValueError, match="at least one token"):
+        generate(model, [], length=1)
+
+
 BAD_OPTIONS = [
     ("train --dataset mnist", "argument --dataset: invalid choice: 'mnist'"),
     ("train --lr -0.1", "argument --lr: expected a positive number, got '-0.1'"),
@@ -172,6 +403,32 @@ BAD_OPTIONS = [
     ("train --batch-size -4", "argument --batch-size: expected a positive integer"),
     ("train --activation swish", "argument --activation: invalid choice: 'swish'"),
     ("train --optimizer lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
+    ("train --model rnn", "argument --model: invalid choice: 'rnn'"),
+    (
+        "train --dataset text",
+        "--model mlp trains on --dataset spirals or moons or digits",
+    ),
+    ("train --model cnn --dataset spirals", "--model cnn trains on --dataset digits"),
+    ("train --model gpt --dataset digits", "--model gpt trains on --dataset text"),
+    ("train --model gpt --hidden 8", "--hidden applies to --model mlp, not gpt"),
+    ("train --model cnn --activation tanh", "--activation applies to --model mlp"),
+    ("train --model gpt --epochs 3", "--epochs applies to --model mlp or cnn, not gpt"),
+    ("train --model gpt --optimizer sgd", "--optimizer applies to --model mlp or cnn"),
+    ("train --steps 5", "--steps applies to --model gpt, not mlp"),
+    ("train --model cnn --top-k 5", "--top-k applies to --model gpt, not cnn"),
+    ("train --channels 8", "--channels applies to --model cnn, not mlp"),
+    ("train --model gpt --heads 3", "--heads 3 must divide --dim 64"),
+    ("train --model gpt --steps 0", "argument --steps: expected a positive integer"),
+    (
+        "train --model gpt --temperature 0",
+        "argument --temperature: expected a positive",
+    ),
+    ("train --model gpt --top-k -1", "argument --top-k: expected a positive integer"),
+    (
+        "train --model gpt --dim x",
+        "argument --dim: expected a positive integer, got 'x'",
+    ),
+    ("train --model cnn --channels 0", "argument --channels: expected a positive"),
     ("seed --activation relu", "argument --activation: invalid choice: 'relu'"),
     ("graph --hidden 0", "argument --hidden: .* got '0'"),
     ("graph --format pdf", "argument --format: invalid choice: 'pdf'"),
@@ -221,6 +478,8 @@ def test_help_on_every_command(capsys):
     for argv in ([], ["train"], ["seed"], ["graph"]):
         code, out, _ = run([*argv, "--help"], capsys)
         assert code == 0 and out.startswith("usage: tinygrad-bp")
+    code, out, _ = run(["train", "--help"], capsys)
+    assert all(f"--{o}" in out for o in ("model", "steps", "top-k", "temperature"))
     code, out, _ = run(["--help"], capsys)
     assert all(name in out for name in ("train", "seed", "graph"))
 
@@ -251,31 +510,6 @@ def test_seed_hand_and_generated_gradients_agree(activation, capsys):
     assert {name for name, *_ in rows} == {"w[0]", "b[0]", "w[1]", "b[1]"}
     assert max(abs(float(h) - float(g)) for _, h, g, _ in rows) < 1e-12
     assert f"-> {activation} ->" in out
-
-
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
-def test_seed_hand_formulas_match_finite_differences(activation):
-    # Independent of the generated pass: the four formulas against central differences.
-    rng = np.random.default_rng(7)
-    arrays = {
-        "a[0]": rng.standard_normal((4, 3)),
-        "Y": rng.uniform(0, 1, (4, 2)),
-        "w[0]": rng.standard_normal((3, 4)),
-        "b[0]": rng.standard_normal(4),
-        "w[1]": rng.standard_normal((4, 2)),
-        "b[1]": rng.standard_normal(2),
-    }
-    _, grads = seed_gradients_by_hand(arrays, activation)
-    eps = 1e-6
-    for name, grad in grads.items():
-        for index in np.ndindex(grad.shape):
-            shifted = {}
-            for sign in (1, -1):
-                moved = dict(arrays, **{name: arrays[name].copy()})
-                moved[name][index] += sign * eps
-                shifted[sign] = seed_gradients_by_hand(moved, activation)[0]
-            numeric = (shifted[1] - shifted[-1]) / (2 * eps)
-            assert grad[index] == pytest.approx(numeric, abs=1e-8), (name, index)
 
 
 # ------------------------------------------------------------------------ graph

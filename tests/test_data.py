@@ -1,4 +1,5 @@
-"""tinygrad_bp.data: DataLoader, the built-in datasets and train_test_split."""
+"""tinygrad_bp.data: DataLoader, the built-in datasets, train_test_split, the text
+corpus and CharDataset."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_bp as tg
-from tinygrad_bp.data import DataLoader, digits, moons, spirals, train_test_split
+from tinygrad_bp.data import (
+    CharDataset,
+    DataLoader,
+    digits,
+    moons,
+    spirals,
+    text,
+    train_test_split,
+)
 
 BAD_POSITIVE_INTS = [0, -3, 2.5, True, "4", None]
 BAD_NOISES = [-0.1, math.nan, math.inf, "0.1", None, True]
@@ -360,3 +369,154 @@ def test_split_rejects_too_few_samples_and_mismatched_lengths():
         train_test_split(*labelled(1), test_fraction=0.5)
     with pytest.raises(ValueError, match=r"\(3, 2\).*\(2,\)"):
         train_test_split(np.zeros((3, 2)), np.zeros(2))
+
+
+# ---------------------------------------------------------------- text
+
+
+def test_text_is_pythons_reference_documentation():
+    corpus = text()
+    assert isinstance(corpus, str) and len(corpus) > 300_000
+    assert corpus.startswith('The "assert" statement')
+    assert "The for statement" in corpus or 'The "for" statement' in corpus
+    assert text() == corpus  # the same every call
+    assert 60 < len(set(corpus)) < 200  # a character vocabulary, not bytes or words
+
+
+def test_text_without_pydoc_data_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydoc_data.topics", None)
+    with pytest.raises(ImportError, match="pydoc_data"):
+        text()
+
+
+# ---------------------------------------------------------------- CharDataset
+
+
+def test_char_dataset_vocabulary_encode_decode():
+    ds = CharDataset("abracadabra", block_size=3)
+    assert ds.vocab == "abcdr" and ds.vocab_size == 5
+    assert (
+        ds.ids.dtype == np.int64
+        and ds.ids.tolist() == ds.encode("abracadabra").tolist()
+    )
+    assert ds.encode("cab").tolist() == [2, 0, 1]
+    assert ds.decode(ds.ids) == "abracadabra"
+    assert ds.decode(tg.Tensor(np.array([4, 0]))) == "ra"
+    assert ds.decode(np.array([[0, 1], [2, 3]])) == "abcd"
+    assert ds.encode("").tolist() == [] and ds.decode([]) == ""
+    assert "11 characters, vocab_size=5, block_size=3" in repr(ds)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(min_size=2, max_size=60))
+def test_encode_decode_round_trip_for_any_text(sample):
+    ds = CharDataset(sample, block_size=1)
+    assert ds.decode(ds.encode(sample)) == sample
+    assert sorted(set(ds.ids.tolist())) == list(range(ds.vocab_size))
+    assert list(ds.vocab) == sorted(set(sample))
+
+
+def test_a_given_vocab_fixes_the_ids():
+    ds = CharDataset("bad", block_size=1, vocab="dcba")
+    assert ds.ids.tolist() == [2, 3, 0] and ds.vocab_size == 4
+    with pytest.raises(ValueError, match=r"character 'x' at position 1 is not in"):
+        CharDataset("bxd", block_size=1, vocab="dcba")
+    for vocab in ("", "aab", ["a", "b"]):
+        with pytest.raises(ValueError, match="vocab must be a non-empty str"):
+            CharDataset("ab", block_size=1, vocab=vocab)
+
+
+def test_windows_pair_each_context_with_the_next_characters():
+    ds = CharDataset("0123456789", block_size=4)
+    assert len(ds) == 6
+    for i in range(len(ds)):
+        x, y = ds[i]
+        assert ds.decode(x) == "0123456789"[i : i + 4]
+        assert ds.decode(y) == "0123456789"[i + 1 : i + 5]
+    assert ds.decode(ds[-1][0]) == "5678"
+    x, y = ds.windows([0, 5, 2])
+    assert x.shape == y.shape == (3, 4) and x.dtype == y.dtype == np.int64
+    assert ds.decode(x.numpy()[1]) + ds.decode(y.numpy()[1][-1:]) == "56789"
+
+
+def test_batches_shapes_dtypes_and_next_character_targets():
+    ds = CharDataset(text()[:5000], block_size=32)
+    tg.manual_seed(0)
+    x, y = ds.batch(8)
+    assert isinstance(x, tg.Tensor) and isinstance(y, tg.Tensor)
+    assert x.shape == y.shape == (8, 32)
+    assert x.dtype == y.dtype == np.int64
+    assert not x.requires_grad and not y.requires_grad
+    np.testing.assert_array_equal(x.numpy()[:, 1:], y.numpy()[:, :-1])
+    ids = ds.ids
+    for row_x, row_y in zip(x.numpy(), y.numpy()):
+        (start,) = [
+            i for i in range(len(ds)) if np.array_equal(ids[i : i + 32], row_x)
+        ][:1]
+        assert row_y[-1] == ids[start + 32]  # the character after the context
+
+
+def test_batches_are_reproducible_under_manual_seed():
+    ds = CharDataset("the quick brown fox jumps over the lazy dog", block_size=5)
+    tg.manual_seed(3)
+    a = [ds.batch(4)[0].tolist() for _ in range(3)]
+    tg.manual_seed(3)
+    b = [ds.batch(4)[0].tolist() for _ in range(3)]
+    tg.manual_seed(4)
+    c = [ds.batch(4)[0].tolist() for _ in range(3)]
+    assert a == b and a != c
+
+
+def test_split_keeps_the_vocabulary_and_the_order():
+    ds = CharDataset("abcdefghijklmnopqrst", block_size=3)
+    train, held_out = ds.split(0.25)
+    assert ds.decode(train.ids) == "abcdefghijklmno"
+    assert held_out.decode(held_out.ids) == "pqrst"
+    assert held_out.vocab == train.vocab == ds.vocab and held_out.block_size == 3
+    assert held_out.encode("t").tolist() == [19]
+    assert len(held_out) == 2
+    with pytest.raises(ValueError, match="too short for block_size=3"):
+        ds.split(0.1)
+
+
+@pytest.mark.parametrize("block_size", BAD_POSITIVE_INTS)
+def test_char_dataset_rejects_bad_block_sizes(block_size):
+    with pytest.raises(ValueError, match=f"block_size.*{block_size!r}"):
+        CharDataset("some text", block_size=block_size)
+
+
+def test_char_dataset_errors_name_the_problem():
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        CharDataset(b"bytes", block_size=2)
+    with pytest.raises(ValueError, match="3 characters is too short for block_size=3"):
+        CharDataset("abc", block_size=3)
+    ds = CharDataset("abcabc", block_size=2)
+    with pytest.raises(ValueError, match=r"character 'z' at position 2"):
+        ds.encode("abz")
+    with pytest.raises(TypeError, match="text must be a str"):
+        ds.encode([0, 1])
+    with pytest.raises(
+        ValueError, match=r"id 3 is outside the vocabulary \(ids 0 to 2\)"
+    ):
+        ds.decode([0, 3])
+    with pytest.raises(ValueError, match="id -1"):
+        ds.decode([-1])
+    with pytest.raises(TypeError, match="ids must be integers"):
+        ds.decode([0.5])
+    with pytest.raises(IndexError, match="index 4 is out of range for 4 windows"):
+        ds[4]
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[1.0]
+    with pytest.raises(IndexError, match=r"starts must lie in 0..3"):
+        ds.windows([0, 4])
+    with pytest.raises(ValueError, match="1-D sequence of ints"):
+        ds.windows([[0]])
+    for held_out in (0, 1, 1.5, "0.1", True):
+        with pytest.raises(ValueError, match="held_out must be in"):
+            ds.split(held_out)
+
+
+@pytest.mark.parametrize("batch_size", BAD_POSITIVE_INTS)
+def test_char_dataset_batch_rejects_bad_sizes(batch_size):
+    with pytest.raises(ValueError, match=f"batch_size.*{batch_size!r}"):
+        CharDataset("abcdef", block_size=2).batch(batch_size)

@@ -70,3 +70,27 @@ def test_property_test_under_pytest():
         "-m", "pytest", "examples/property_test.py", "-q", "-p", "no:cacheprovider"
     )
     assert re.search(r"^4 passed", out, re.M)
+
+
+def test_tiny_gpt():
+    out = run_quick("examples/tiny_gpt.py")
+    held_out = float(re.search(r"^held-out loss: (\S+)$", out, re.M)[1])
+    assert held_out < 4.0  # 30 quick steps from log(vocab_size) ~ 4.6 nats
+    assert re.search(r"^sample: The .{40}", out, re.M | re.S)
+    lines = (ROOT / "examples" / "tiny_gpt.py").read_text().splitlines()
+    assert len(lines) < 100  # the whole model, trained and sampled, in one short file
+
+
+def test_char_lstm():
+    out = run_quick("examples/char_lstm.py")
+    held_out = float(re.search(r"^held-out loss: (\S+)$", out, re.M)[1])
+    assert held_out < 4.0  # 20 quick steps from log(vocab_size) ~ 4.6 nats
+    assert re.search(r"^sample: The .{40}", out, re.M | re.S)
+
+
+def test_digits_cnn():
+    out = run_quick("examples/digits_cnn.py")
+    skipped = re.search(r"^skipped: .*pip install 'tinygrad_bp\[data\]'", out, re.M)
+    if not skipped:
+        accuracy = float(re.search(r"^test accuracy: (\S+)$", out, re.M)[1])
+        assert accuracy > 0.25  # two quick epochs of 10 classes: chance is 0.1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,15 @@ import numpy as np
 import tinygrad_bp as tg
 from tinygrad_bp._config import get_rng
 
-__all__ = ["DataLoader", "digits", "moons", "spirals", "train_test_split"]
+__all__ = [
+    "CharDataset",
+    "DataLoader",
+    "digits",
+    "moons",
+    "spirals",
+    "text",
+    "train_test_split",
+]
 
 
 class DataLoader:
@@ -143,6 +151,223 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
         ) from e
     bunch = load_digits()
     return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+
+def text() -> str:
+    """English text that needs no download: Python's own reference documentation.
+
+    The topics of the language reference that ``help()`` shows (``pydoc_data.topics``,
+    part of the standard library), joined in the order of their names: about 460,000
+    characters of prose and code examples, about 100 distinct characters. The exact
+    text follows the Python version. Use it with ``CharDataset`` for a character-level
+    language model.
+
+    >>> from tinygrad_bp.data import text
+    >>> corpus = text()
+    >>> len(corpus) > 300_000, corpus[:22]
+    (True, 'The "assert" statement')
+    """
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as e:  # some Linux distributions split pydoc_data off
+        raise ImportError(
+            "tinygrad_bp.data.text() needs pydoc_data, part of Python's standard "
+            "library that this Python installation leaves out"
+        ) from e
+    return "".join(topics[name] for name in sorted(topics))
+
+
+class CharDataset:
+    """Text as character ids, with an encode/decode vocabulary and next-character batches.
+
+    The vocabulary is the sorted set of characters of ``text`` (or ``vocab``, which
+    must contain them all): character ``vocab[i]`` has id ``i``. Window ``i`` is the
+    pair ``x = ids[i : i + block_size]``, ``y = ids[i + 1 : i + block_size + 1]``:
+    ``y[t]`` is the character that follows the context ``x[: t + 1]``, so ``y[-1]``
+    is the next character after the whole window (what a model that reads ``x`` and
+    predicts one character learns from) and all of ``y`` is what a causal model is
+    trained on, one prediction per position. ``batch`` draws windows at random from
+    the one generator, so ``tg.manual_seed`` makes batches reproducible.
+
+    >>> import tinygrad_bp as tg
+    >>> from tinygrad_bp.data import CharDataset
+    >>> ds = CharDataset("hello world", block_size=4)
+    >>> ds.vocab, ds.vocab_size, len(ds)
+    (' dehlorw', 8, 7)
+    >>> ds.encode("hold").tolist(), ds.decode([3, 5, 4, 1])
+    ([3, 5, 4, 1], 'hold')
+    >>> x, y = ds[0]
+    >>> ds.decode(x), ds.decode(y)
+    ('hell', 'ello')
+    >>> _ = tg.manual_seed(0)
+    >>> xb, yb = ds.batch(3)
+    >>> xb.shape, xb.dtype, yb.shape
+    ((3, 4), dtype('int64'), (3, 4))
+    """
+
+    def __init__(self, text: str, block_size: int, vocab: str | None = None) -> None:
+        if not isinstance(text, str):
+            raise TypeError(
+                f"CharDataset: text must be a str, got {type(text).__name__}"
+            )
+        _check_positive_int("block_size", block_size)
+        if len(text) <= block_size:
+            raise ValueError(
+                f"CharDataset: text of {len(text)} characters is too short for "
+                f"block_size={block_size}: a window needs block_size + 1 characters"
+            )
+        if vocab is None:
+            vocab = "".join(sorted(set(text)))
+        elif not isinstance(vocab, str) or len(set(vocab)) != len(vocab) or not vocab:
+            raise ValueError(
+                f"CharDataset: vocab must be a non-empty str of distinct characters, "
+                f"got {vocab!r:.60}"
+            )
+        self.vocab = vocab
+        self.block_size = int(block_size)
+        # Code points, sorted, with each one's id: encoding is one searchsorted.
+        points = np.array([ord(c) for c in vocab], dtype=np.int64)
+        self._order = np.argsort(points)
+        self._points = points[self._order]
+        self.ids = self.encode(text)
+
+    @property
+    def vocab_size(self) -> int:
+        """The number of distinct characters, the size of a model's output layer."""
+        return len(self.vocab)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The ids of ``text``'s characters, an int64 array.
+
+        >>> from tinygrad_bp.data import CharDataset
+        >>> CharDataset("abcab", block_size=2).encode("cab").tolist()
+        [2, 0, 1]
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"encode: text must be a str, got {type(text).__name__}")
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        points = points.astype(np.int64)
+        where = np.searchsorted(self._points, points)
+        where = np.minimum(where, len(self._points) - 1)
+        unknown = self._points[where] != points
+        if unknown.any():
+            position = int(np.argmax(unknown))
+            raise ValueError(
+                f"encode: character {text[position]!r} at position {position} is not "
+                f"in the vocabulary of {self.vocab_size} characters"
+            )
+        return self._order[where]
+
+    def decode(self, ids: Any) -> str:
+        """The text of a sequence of ids (a list, an array or a Tensor of integers).
+
+        >>> from tinygrad_bp.data import CharDataset
+        >>> CharDataset("abcab", block_size=2).decode([2, 0, 1])
+        'cab'
+        """
+        array = np.asarray(ids.data if isinstance(ids, tg.Tensor) else ids)
+        if array.size and array.dtype.kind not in "iu":
+            raise TypeError(f"decode: ids must be integers, got dtype {array.dtype}")
+        outside = (array < 0) | (array >= self.vocab_size)
+        if outside.any():
+            raise ValueError(
+                f"decode: id {int(array[outside][0])} is outside the vocabulary "
+                f"(ids 0 to {self.vocab_size - 1})"
+            )
+        return "".join(self.vocab[i] for i in array.reshape(-1).tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.block_size
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+            raise TypeError(f"CharDataset index must be an int, got {index!r}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(
+                f"CharDataset index {index} is out of range for {len(self)} windows"
+            )
+        index = int(index) % len(self)
+        return (
+            self.ids[index : index + self.block_size],
+            self.ids[index + 1 : index + self.block_size + 1],
+        )
+
+    def windows(
+        self, starts: Sequence[int] | np.ndarray
+    ) -> tuple[tg.Tensor, tg.Tensor]:
+        """The windows beginning at ``starts``, stacked: ``(x, y)`` int64 Tensors.
+
+        >>> from tinygrad_bp.data import CharDataset
+        >>> ds = CharDataset("abcdef", block_size=3)
+        >>> x, y = ds.windows([0, 2])
+        >>> x.tolist(), y.tolist()
+        ([[0, 1, 2], [2, 3, 4]], [[1, 2, 3], [3, 4, 5]])
+        """
+        starts = np.asarray(starts)
+        if starts.ndim != 1 or (starts.size and starts.dtype.kind not in "iu"):
+            raise ValueError(
+                f"windows: starts must be a 1-D sequence of ints, got {starts!r:.60}"
+            )
+        if starts.size and (starts.min() < 0 or starts.max() >= len(self)):
+            raise IndexError(
+                f"windows: starts must lie in 0..{len(self) - 1}, got "
+                f"{int(starts.min())}..{int(starts.max())}"
+            )
+        rows = starts[:, None] + np.arange(self.block_size + 1)
+        block = self.ids[rows]
+        return tg.Tensor(block[:, :-1]), tg.Tensor(block[:, 1:])
+
+    def batch(self, batch_size: int) -> tuple[tg.Tensor, tg.Tensor]:
+        """``batch_size`` windows drawn at random: ``(x, y)``, int64, (batch_size, block_size).
+
+        >>> import tinygrad_bp as tg
+        >>> from tinygrad_bp.data import CharDataset
+        >>> ds = CharDataset("abcdef", block_size=3)
+        >>> _ = tg.manual_seed(0)
+        >>> x, y = ds.batch(2)
+        >>> bool((x.numpy()[:, 1:] == y.numpy()[:, :-1]).all())
+        True
+        """
+        _check_positive_int("batch_size", batch_size)
+        return self.windows(get_rng().integers(0, len(self), size=int(batch_size)))
+
+    def split(self, held_out: float = 0.1) -> tuple[CharDataset, CharDataset]:
+        """The first ``1 - held_out`` of the text and the rest, with this vocabulary.
+
+        A split in the text, not between random windows, so no held-out window
+        overlaps a training one (apart from the ``block_size`` characters at the cut).
+
+        >>> from tinygrad_bp.data import CharDataset
+        >>> train, val = CharDataset("abcdefghij", block_size=2).split(0.3)
+        >>> train.decode(train.ids), val.decode(val.ids), val.vocab_size
+        ('abcdefg', 'hij', 10)
+        """
+        if (
+            not isinstance(held_out, numbers.Real)
+            or isinstance(held_out, bool)
+            or not 0 < held_out < 1
+        ):
+            raise ValueError(f"held_out must be in (0, 1), got {held_out!r}")
+        cut = len(self.ids) - math.ceil(held_out * len(self.ids))
+        parts = self.ids[:cut], self.ids[cut:]
+        if min(len(part) for part in parts) <= self.block_size:
+            raise ValueError(
+                f"held_out={held_out!r} of {len(self.ids)} characters leaves a part "
+                f"too short for block_size={self.block_size}"
+            )
+        return tuple(self._with_ids(part) for part in parts)  # type: ignore[return-value]
+
+    def _with_ids(self, ids: np.ndarray) -> CharDataset:
+        part = object.__new__(CharDataset)
+        part.vocab, part.block_size = self.vocab, self.block_size
+        part._order, part._points, part.ids = self._order, self._points, ids
+        return part
+
+    def __repr__(self) -> str:
+        return (
+            f"CharDataset({len(self.ids)} characters, vocab_size={self.vocab_size}, "
+            f"block_size={self.block_size})"
+        )
 
 
 def train_test_split(
