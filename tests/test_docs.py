@@ -84,6 +84,7 @@ def test_pages_exist() -> None:
         "guide/tensors.md",
         "guide/autograd.md",
         "guide/nn_optim.md",
+        "guide/sequence_models.md",
         "guide/custom_ops.md",
         "guide/testing.md",
         "guide/transforms.md",
