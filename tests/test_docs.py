@@ -5,6 +5,8 @@ fresh interpreter (so a page that changes the default dtype or seeds the RNG can
 affect another), with a temporary working directory and matplotlib's Agg backend.
 Code sits on the same line numbers as in the Markdown file, so a traceback points at
 the page's own line. A block preceded by a `<!-- no-run -->` line is shown, not run.
+A page with a `<!-- requires: torch, safetensors -->` line runs only where those
+modules are installed, and is skipped with that reason elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ PAGES = sorted(DOCS.rglob("*.md"))
 NO_RUN = "<!-- no-run -->"
 # A fence opens with ``` or longer plus an info string; Python blocks say "python".
 FENCE = re.compile(r"^(?P<fence>`{3,})\s*(?P<info>[^`]*)$")
+REQUIRES = re.compile(r"^<!-- requires: (?P<modules>[\w., ]+) -->$", re.M)
 
 # Runs the script in a fresh namespace; the code is compiled under the page's path so
 # tracebacks name the .md file and (thanks to the padding) its line numbers. Hypothesis
@@ -71,6 +74,16 @@ def python_blocks(text: str, where: str = "<page>") -> str:
     return "\n".join(script) + "\n"
 
 
+def required_modules(text: str) -> list[str]:
+    """The modules a page's `<!-- requires: ... -->` lines name, in order."""
+    return [
+        name.strip()
+        for match in REQUIRES.finditer(text)
+        for name in match["modules"].split(",")
+        if name.strip()
+    ]
+
+
 def page_id(page: Path) -> str:
     return page.relative_to(DOCS).as_posix()
 
@@ -89,6 +102,7 @@ def test_pages_exist() -> None:
         "guide/testing.md",
         "guide/transforms.md",
         "guide/debugging.md",
+        "guide/interop.md",
     }
     assert expected <= {page_id(p) for p in PAGES}
 
@@ -117,6 +131,12 @@ def test_python_blocks_keeps_line_numbers_and_skips_marked_blocks() -> None:
     assert "echo not python" not in script
 
 
+def test_required_modules_reads_the_requires_lines() -> None:
+    page = "# T\n<!-- requires: torch, safetensors -->\ntext\n<!-- requires: onnx -->\n"
+    assert required_modules(page) == ["torch", "safetensors", "onnx"]
+    assert required_modules("# T\n    <!-- requires: torch -->\n") == []
+
+
 def test_python_blocks_rejects_an_unclosed_fence() -> None:
     with pytest.raises(ValueError, match="never closed"):
         python_blocks("```python\nx = 1\n", "broken.md")
@@ -131,7 +151,11 @@ def _has_code(page: Path) -> bool:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _has_code(p)], ids=page_id)
 def test_page_code_runs(page: Path, tmp_path: Path) -> None:
-    script = python_blocks(page.read_text(encoding="utf-8"), str(page))
+    text = page.read_text(encoding="utf-8")
+    missing = [m for m in required_modules(text) if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{page_id(page)} needs {', '.join(missing)}, not installed here")
+    script = python_blocks(text, str(page))
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=_pythonpath())
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, str(page)],
