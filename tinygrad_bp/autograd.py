@@ -83,7 +83,8 @@ def backprop(
     try:
         order = toposort(roots)
         leads_to_inputs = None if wanted is None else _leading_to(order, wanted)
-        for tensor in reversed(order):
+        while order:  # popped, so each result not held elsewhere is freed once done
+            tensor = order.pop()
             fn = tensor.grad_fn
             grad = grads.pop(tensor, None)
             if leads_to_inputs is not None and tensor not in leads_to_inputs:

@@ -51,6 +51,10 @@ class Function(abc.ABC):
         "needs_input_grad",
         "saved_leaves",
     )
+    # Whether `backward` reads the values of the inputs (Mul does; Add, Sum and the
+    # shape ops read at most shapes): only then are the arrays of leaf inputs kept
+    # read-only while the node lives (SavedLeaves). True unless an op says otherwise.
+    reads_inputs: bool = True
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved_leaves: SavedLeaves | None

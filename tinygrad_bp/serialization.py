@@ -303,6 +303,13 @@ def _read_tensor(f: Any, name: str) -> np.ndarray:
             f"tensor {name!r} has a dtype NumPy has no type for ({e}); convert it "
             "(to float32, say) before saving"
         ) from e
+    if tensor.dtype.newbyteorder("=") not in _SAFETENSORS_DTYPES:
+        # NumPy holds bfloat16 once ml_dtypes is imported (onnx and jax import it);
+        # the library computes in none of those dtypes, so refuse it the same way
+        raise _Refused(
+            f"tensor {name!r} has dtype {tensor.dtype}, which the library does not "
+            "compute in; convert it (to float32, say) before saving"
+        )
     return np.require(tensor, requirements="W")
 
 

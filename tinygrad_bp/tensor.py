@@ -7,7 +7,9 @@ linked. `Tensor.backward` and `grad` hand the graph to the engine in `autograd`.
 
 from __future__ import annotations
 
+import math
 import numbers
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,21 +132,23 @@ class Tensor:
         else:
             if len(args) > 1 and args[0]._data.dtype is not args[-1]._data.dtype:
                 inputs = _operands(args)  # mixed dtypes: integers must not widen
-        try:
-            data = fn.forward(*[t._data for t in inputs], **params)
+        try:  # map(attrgetter): no Python frame per call, unlike a comprehension
+            data = fn.forward(*map(_get_data, inputs), **params)
         except (ValueError, TypeError) as error:  # name the op and its operands
             shapes = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
             kind = ValueError if isinstance(error, ValueError) else TypeError
             raise kind(f"{fn.name} on {shapes}: {error}") from None
         out = Tensor._wrap(data)
         if _State.enabled:
-            needs = tuple([t._requires_grad for t in inputs])
+            needs = tuple(map(_get_requires_grad, inputs))
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
-                leaves = [
-                    a for a in args if isinstance(a, Tensor) and a.grad_fn is None
-                ]
+                leaves = []  # a loop, not a comprehension: no frame of its own
+                if fn.reads_inputs:
+                    for a in args:
+                        if isinstance(a, Tensor) and a.grad_fn is None:
+                            leaves.append(a)
                 fn.saved_leaves = SavedLeaves(leaves) if leaves else None
                 fn._output = out._data
                 fn._output_lock = None  # taken when handed out (Tensor.data)
@@ -839,6 +843,36 @@ class Tensor:
         """
         return self._apply(ops.LogSoftmax, self, axis=axis)
 
+    def softmax_cross_entropy(
+        self, target: Any, weights: Any = None, label_smoothing: float = 0.0
+    ) -> Tensor:
+        """Σₙ wₙ · -log softmax(xₙ)[target[n]] over the rows xₙ of (N, C) logits: the
+        mean over rows when `weights` is None, else a number or N per-row weights;
+        `label_smoothing` ε mixes the one-hot target with the uniform distribution.
+        One node (the primitive behind `nn.functional.cross_entropy`), finite for any
+        |x|; the gradient is wₙ (softmax(xₙ) - targetₙ).
+
+        >>> import tinygrad_bp as tg
+        >>> logits = tg.tensor([[2.0, 0.0], [0.0, 0.0]])
+        >>> round(logits.softmax_cross_entropy([0, 1]).item(), 4)
+        0.41
+        """
+        target = np.asarray(target._data if isinstance(target, Tensor) else target)
+        if weights is None:
+            weights = 1.0 / target.size if target.size else math.nan
+        elif not isinstance(weights, numbers.Real):
+            weights = np.asarray(
+                weights._data if isinstance(weights, Tensor) else weights,
+                dtype=self.dtype,
+            )
+        return self._apply(
+            ops.CrossEntropy,
+            self,
+            target=target,
+            weights=weights,
+            smoothing=float(label_smoothing),
+        )
+
     def std(
         self,
         axis: int | tuple[int, ...] | None = None,
@@ -972,8 +1006,8 @@ class Tensor:
         Tensor([[2., 2., 2.]])
         """
         shape = tuple(shape)
-        if shape == self.shape and not self._recorded():
-            return self._alias()
+        if not self._recorded():  # the engine's un-broadcasting: no node to build
+            return Tensor._wrap(ops.sum_to_shape(self._data, shape))
         return self._apply(ops.SumTo, self, shape=shape)
 
     def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
@@ -1455,6 +1489,8 @@ def _axis(axis: int, ndim: int, caller: str) -> int:
 
 
 _PYTHON_SCALARS = (float, int, bool)
+_get_data = operator.attrgetter("_data")
+_get_requires_grad = operator.attrgetter("_requires_grad")
 
 
 def _scalar(value: float, like: np.dtype) -> Tensor:

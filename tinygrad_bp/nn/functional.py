@@ -230,6 +230,8 @@ def _class_indices(
             f"{caller}: target has shape {target.shape}, but input of this shape needs "
             f"a target of shape {expected_shape} (one class index per sample)"
         )
+    if target.size and target.min() >= 0 and target.max() < classes:
+        return target  # the common case, in two reductions
     outside = ((target < 0) | (target >= classes)) & (target != ignore_index)
     if outside.any():
         position = tuple(int(i) for i in np.argwhere(outside)[0])
@@ -346,6 +348,10 @@ def cross_entropy(
         raise ValueError(
             "cross_entropy: input must have a class axis, got a 0-d tensor of shape ()"
         )
+    if logits.ndim == 2 and reduction != "none":
+        return _rows_cross_entropy(
+            logits, target, reduction, ignore_index, float(label_smoothing)
+        )
     axis = 1 if logits.ndim >= 2 else 0
     return _nll(
         logits.log_softmax(axis=axis),
@@ -354,6 +360,33 @@ def cross_entropy(
         ignore_index,
         float(label_smoothing),
         "cross_entropy",
+    )
+
+
+def _rows_cross_entropy(
+    logits: Tensor,
+    target: Any,
+    reduction: str,
+    ignore_index: int,
+    label_smoothing: float,
+) -> Tensor:
+    """cross_entropy of (N, C) logits reduced to one number: one recorded node
+    (`Tensor.softmax_cross_entropy`), ignored targets weighted 0."""
+    ignore_index = _check_ignore_index(ignore_index, "cross_entropy")
+    target = _class_indices(
+        target, logits.shape[:1], logits.shape[1], ignore_index, "cross_entropy"
+    )
+    ignored = target == ignore_index
+    if not ignored.any():
+        weights = None if reduction == "mean" else 1.0
+        return logits.softmax_cross_entropy(target, weights, label_smoothing)
+    kept = int(target.size - ignored.sum())
+    if reduction == "mean" and not kept:
+        weights = math.nan  # all ignored: NaN, as PyTorch (0 / 0)
+    else:
+        weights = np.where(ignored, 0.0, 1 / kept if reduction == "mean" else 1.0)
+    return logits.softmax_cross_entropy(
+        np.where(ignored, 0, target), weights, label_smoothing
     )
 
 
