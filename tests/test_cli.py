@@ -567,3 +567,47 @@ def test_graph_svg_with_graphviz(tmp_path, capsys):
     assert code == 0
     svg = (tmp_path / "g.svg").read_text()
     assert "<svg" in svg and "w[0]" in svg
+
+
+# -------------------------------------------------------------------- --export-onnx
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+ONNX_LINE = (
+    r"^model\.onnx: ONNX Runtime vs tinygrad_bp at batch sizes (\d+) and (\d+): max "
+    r"abs difference (\S+) OK$"
+)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra (onnx, onnxruntime)")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        "--model mlp --quick --epochs 2",
+        "--model gpt --quick --steps 2 --block-size 8 --dim 16 --heads 2 --layers 1 "
+        "--sample-length 5",
+    ],
+    ids=["mlp", "gpt"],
+)
+def test_train_export_onnx_writes_and_checks_the_file(argv, tmp_path, capsys):
+    code, out, _ = run(
+        ["train", *argv.split(), "--export-onnx", "--out", str(tmp_path)], capsys
+    )
+    assert code == 0
+    found = re.search(ONNX_LINE, out, re.M)
+    assert found, out
+    assert found[1] != found[2] and float(found[3]) < 1e-4
+    assert (tmp_path / "model.onnx").stat().st_size > 0
+    assert "model.onnx" in out.splitlines()[-1]  # the "wrote ..." line
+
+
+def test_train_export_onnx_without_the_extra_says_so_before_training(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    out_dir = tmp_path / "run"
+    code, out, err = run(
+        ["train", "--quick", "--export-onnx", "--out", str(out_dir)], capsys
+    )
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--export-onnx" in err and "pip install 'tinygrad_bp[onnx]'" in err
+    assert not out_dir.exists()  # nothing trained, nothing written

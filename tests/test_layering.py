@@ -118,3 +118,41 @@ def test_core_imports_without_hypothesis():
         "assert 'hypothesis' not in sys.modules or sys.modules['hypothesis'] is None"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+COMPILER_STAGES = ["ir", "trace", "passes", "codegen_numpy", "api"]
+
+
+@pytest.mark.parametrize("stage", COMPILER_STAGES)
+def test_compiler_stages_import_only_the_stages_before_them(stage):
+    later = set(COMPILER_STAGES[COMPILER_STAGES.index(stage) :])
+    imported = imported_modules(PACKAGE / "compiler" / f"{stage}.py")
+    stages = {
+        m.split(".")[2] for m in imported if m.startswith("tinygrad_bp.compiler.")
+    }
+    assert not stages & later, f"compiler.{stage} imports {stages & later}"
+    if stage in ("ir", "passes"):  # pure: no library module at all
+        assert not {core_name(m) for m in imported} - {None, "compiler"}
+
+
+def test_the_onnx_code_generator_reads_only_the_ir_and_the_passes():
+    # the second back-end over the IR: no tracer, no NumPy code generator, no library
+    # module, and the onnx package only as an argument (never imported)
+    imported = imported_modules(PACKAGE / "compiler" / "codegen_onnx.py")
+    stages = {
+        m.split(".")[2] for m in imported if m.startswith("tinygrad_bp.compiler.")
+    }
+    assert stages <= {"ir", "passes"}, stages
+    assert not {core_name(m) for m in imported} - {None, "compiler"}
+    assert not any(m.split(".")[0] == "onnx" for m in imported)
+
+
+def test_nothing_below_the_package_imports_the_compiler():
+    # tinygrad_bp.onnx sits on top, beside the package's __init__ (it traces a call)
+    tops = {Path("__init__.py"), Path("onnx.py")}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "compiler" or relative in tops:
+            continue
+        modules = imported_modules(path)
+        assert not any(m.startswith("tinygrad_bp.compiler") for m in modules), path

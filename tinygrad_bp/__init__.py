@@ -43,7 +43,16 @@ from .tensor import (
 
 # isort: split
 # The subpackages are built on the public names above, so they come last.
-from . import data, func, nn, optim, testing, viz
+from . import (
+    data,
+    func,
+    nn,
+    onnx,  # export to ONNX (its `onnx` package is imported on use)
+    optim,
+    testing,
+    viz,
+)
+from .compiler import compile
 
 __version__ = "0.1.0"
 
@@ -51,6 +60,7 @@ __all__ = [
     "Function",
     "Tensor",
     "arange",
+    "compile",
     "concatenate",
     "data",
     "detect_anomaly",
@@ -73,6 +83,7 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
+    "onnx",
     "optim",
     "pad",
     "rand",

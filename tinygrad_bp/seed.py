@@ -39,6 +39,7 @@ __all__ = [
     "forward_by_hand",
     "seed_loss",
     "sigmoid",
+    "toy_compiled_step",
     "toy_forward",
     "toy_gradients_by_hand",
     "toy_network",
@@ -230,6 +231,37 @@ def toy_gradients_by_hand(
     _, dw, db = backward_by_hand(a, z, W, F, arrays["Y"])
     grads = {"w[0]": dw[0], "b[0]": db[0], "w[1]": dw[1], "b[1]": db[1]}
     return seed_loss(a[2], arrays["Y"]), grads
+
+
+def toy_compiled_step(
+    arrays: dict[str, np.ndarray], activation: str, lr: float = 0.5
+) -> tuple[Callable, dict[str, tg.Tensor]]:
+    """The toy network's training step (E, backward, SGD) under ``tinygrad_bp.compile``.
+
+    Returns the compiled step, called as ``step(a0, Y)``, and the Tensors it trains;
+    after a call, ``step.source`` is the flat NumPy program that replaces the
+    hand-derived formulas above (``tinygrad-bp seed --source`` prints it).
+
+    >>> from tinygrad_bp.seed import toy_compiled_step, toy_network
+    >>> arrays = toy_network("tanh")
+    >>> step, tensors = toy_compiled_step(arrays, "tanh")
+    >>> E = step(arrays["a[0]"], arrays["Y"])
+    >>> "dw0 = " in step.source and "np.subtract(w0," in step.source
+    True
+    """
+    tensors = toy_tensors(arrays)
+    opt = tg.optim.SGD([tensors[name] for name in TOY_PARAMETERS], lr=lr)
+
+    def train_step(a0: np.ndarray, Y: np.ndarray) -> tg.Tensor:
+        opt.zero_grad()
+        E = toy_forward(
+            {**tensors, "a[0]": tg.Tensor(a0), "Y": tg.Tensor(Y)}, activation
+        )
+        E["E"].backward()
+        opt.step()
+        return E["E"]
+
+    return tg.compile(train_step), tensors
 
 
 def _check_activation(activation: str) -> None:

@@ -160,3 +160,32 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+ONNX_HINT = "pip install 'tinygrad_bp[onnx]'"
+
+
+def onnx_available() -> bool:
+    """Whether the onnx extra (onnx and onnxruntime) is installed."""
+    from tinygrad_bp import onnx as tonnx
+
+    return tonnx.available()
+
+
+def write_onnx(model: Any, example: Any, other: Any, path: Path) -> bool:
+    """Export ``model`` (put in eval mode) traced on ``example`` to ``path``, run it
+    with ONNX Runtime on ``example`` and on ``other`` (another batch size), print the
+    largest absolute difference from the library's outputs and OK or FAIL; whether
+    it was OK."""
+    from tinygrad_bp import onnx as tonnx
+
+    model.eval()
+    tonnx.export(model, example, path)
+    checks = [tonnx.verify(path, model, x) for x in (example, other)]
+    worst = max(check.max_abs_difference for check in checks)
+    ok = all(check.ok for check in checks)
+    print(
+        f"{path.name}: ONNX Runtime vs tinygrad_bp at batch sizes {len(example)} and "
+        f"{len(other)}: max abs difference {worst:.3g} {'OK' if ok else 'FAIL'}"
+    )
+    return ok

@@ -28,6 +28,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="f of both layers (default: sigmoid)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="also print the flat NumPy program tinygrad_bp.compile generates for "
+        "the network's whole training step (forward, backward, SGD)",
+    )
     parser.set_defaults(run=run, parser=parser)
     return parser
 
@@ -60,4 +66,20 @@ def run(args: argparse.Namespace) -> int:
                 f"{label:<12}{by_hand[name][index]:>26.15f}{generated[index]:>26.15f}{difference:>14.1e}"
             )
     print(f"largest absolute difference: {largest:.3e}")
+    if args.source:
+        _print_source(arrays, args.activation)
     return 0
+
+
+def _print_source(arrays: dict[str, np.ndarray], activation: str) -> None:
+    """The seed's formulas, then the compiled training step that replaces them."""
+    step, _ = toy.toy_compiled_step(arrays, activation)
+    step(arrays["a[0]"], arrays["Y"])  # traces
+    print()
+    print("The seed's hand-derived formulas (L = 2, d[i] = dE/dz[i]):")
+    print("    d[1]  = (a[2] - Y) / N * f'(z[1])")
+    print("    d[0]  = (d[1] @ w[1].T) * f'(z[0])")
+    print("    dw[i] = a[i].T @ d[i];  db[i] = d[i].sum(axis=0);  w[i] -= lr * dw[i]")
+    print()
+    print("The training step under tinygrad_bp.compile, as the program it generates:")
+    print(step.source, end="")

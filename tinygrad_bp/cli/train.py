@@ -7,6 +7,9 @@
 - ``--model gpt`` (``--dataset text``, Python's reference documentation): a small
   causal transformer trained for ``--steps`` on character windows, with the last 10%
   of the text held out; it also prints and writes ``samples.txt``.
+- ``--export-onnx`` (any model, the ``onnx`` extra) also writes ``model.onnx`` and
+  prints ONNX Runtime's largest difference from the library's outputs, OK or FAIL
+  (exit status 1 on FAIL, or when the extra is missing, said before training).
 
 This module holds the options and their checks; ``train_classifier`` and
 ``train_gpt`` do the training.
@@ -15,13 +18,16 @@ This module holds the options and their checks; ``train_classifier`` and
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from ._common import (
+    ONNX_HINT,
     UsageError,
     hidden_sizes,
     one_blas_thread,
+    onnx_available,
     positive_float,
     positive_int,
 )
@@ -60,6 +66,7 @@ MODEL_OPTIONS = {
     "channels": ("cnn",),
     "epochs": ("mlp", "cnn"),
     "optimizer": ("mlp", "cnn"),
+    "compile": ("mlp", "cnn"),
     "steps": ("gpt",),
     "block_size": ("gpt",),
     "dim": ("gpt",),
@@ -120,6 +127,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="output folder (default: runs/<timestamp>)",
     )
     shared.add_argument(
+        "--export-onnx",
+        action="store_true",
+        help="also write model.onnx and check it with ONNX Runtime (needs the onnx "
+        f"extra: {ONNX_HINT})",
+    )
+    shared.add_argument(
         "--quick",
         action="store_true",
         help="a few epochs or steps on a small sample (tests, CI)",
@@ -136,6 +149,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     classifiers.add_argument(
         "--optimizer", choices=("adam", "sgd"), default=None, help="(default: adam)"
+    )
+    classifiers.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="run each training step through tinygrad_bp.compile (traced once per "
+        "batch shape, then replayed as a flat NumPy program); prints steps/s and the "
+        "speed-up over eager",
     )
     hidden_text = ",".join(map(str, DEFAULT_HIDDEN))
     classifiers.add_argument(
@@ -206,6 +227,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Check the options against the model, then train it and write the outputs."""
     _resolve_options(args)
+    if args.export_onnx and not onnx_available():
+        # not a bad option (exit 2) but a missing extra: said before training starts
+        print(
+            f"{args.parser.prog}: error: --export-onnx needs the onnx extra (onnx and "
+            f"onnxruntime): {ONNX_HINT}",
+            file=sys.stderr,
+        )
+        return 1
     with one_blas_thread():
         if args.model == "gpt":
             return train_gpt(args)

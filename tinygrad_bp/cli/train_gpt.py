@@ -28,6 +28,7 @@ from ._common import (
     optional_tqdm,
     out_folder,
     write_json,
+    write_onnx,
 )
 from .models import MODELS, generate
 
@@ -190,11 +191,18 @@ def train_gpt(args: argparse.Namespace) -> int:
     tg.save(model.state_dict(), out / "model.npz")
     (out / "samples.txt").write_text(report + "\n", encoding="utf-8")
     written = ["metrics.json", "model.npz", "samples.txt"]
+    status = 0
+    if args.export_onnx:
+        windows = [held_out.ids[i : i + args.block_size] for i in range(0, 70, 10)]
+        example, other = np.stack(windows[:2]), np.stack(windows[2:])
+        if not write_onnx(model, example, other, out / "model.onnx"):
+            status = 1
+        written.append("model.onnx")
     if new_figure is not None:
         _plot_language_model(new_figure, history, evaluations, out / "loss.png")
         written.append("loss.png")
     print(f"wrote {', '.join(written)} to {out}")
-    return 0
+    return status
 
 
 def _plot_language_model(

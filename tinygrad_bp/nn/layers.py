@@ -873,8 +873,11 @@ class _BatchNorm(Module):
                 f"{type(self).__name__}: expected input of shape "
                 f"{self._input_layouts}, got {x.shape}"
             )
-        batches = int(self.num_batches_tracked.data) + self.training
-        momentum = 1 / max(batches, 1) if self.momentum is None else self.momentum
+        # kept an array (not int()), so a compiled step counts at every call
+        batches = self.num_batches_tracked.data + self.training
+        momentum = self.momentum
+        if momentum is None:
+            momentum = 1 / max(int(batches), 1)
         out = F.batch_norm(
             x,
             self.running_mean,

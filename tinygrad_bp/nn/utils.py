@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -51,19 +50,22 @@ def clip_grad_norm_(
     if not params:
         return 0.0
     norms = [np.linalg.norm(p.grad.data.ravel(), ord=norm_type) for p in params]
-    total = float(np.linalg.norm(np.asarray(norms, dtype=np.float64), ord=norm_type))
-    if error_if_nonfinite and not math.isfinite(total):
+    # The decisions below read the norm as an array, not as the float returned, so
+    # that a compiled step (tinygrad_bp.compile) recomputes them at every call.
+    norm = np.linalg.norm(np.asarray(norms, dtype=np.float64), ord=norm_type)
+    total = float(norm)
+    if error_if_nonfinite and not np.isfinite(norm):
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
             f"{total}; pass error_if_nonfinite=False to clip anyway"
         )
-    coef = max_norm / (total + 1e-6)
+    coef = max_norm / (norm + 1e-6)
     if coef < 1:
         # New tensors, not writes into grad.data: a gradient array may be shared
         # with another tensor or read-only.
         with tg.no_grad():
             for p in params:
-                p.grad = p.grad * coef
+                p.grad = p.grad * coef.astype(p.grad.dtype)
     return total
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,7 +105,9 @@ class Adam(Optimizer):
                 np.maximum(v_max, v, out=v_max)
                 v = v_max
             denom = np.sqrt(v)
-            denom /= math.sqrt(1 - beta2**t)
+            # ** 0.5, not math.sqrt: a compiled step (tinygrad_bp.compile) follows
+            # Python arithmetic on the step count, but not math's C functions
+            denom /= (1 - beta2**t) ** 0.5
             denom += eps
             p.data -= (lr / (1 - beta1**t)) * m / denom
 
