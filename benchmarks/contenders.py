@@ -9,6 +9,7 @@ contender's memory imports only that library.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ import numpy as np
 
 from benchmarks.machine import blas_threads, package_version
 from benchmarks.numpy_manual import ManualChain, ManualMLP
-from benchmarks.workloads import LR, MLP, Chain, Data
+from benchmarks.workloads import GPT, LR, MLP, Chain, Data, gpt_param_names
 
 
 class Trainer(Protocol):
@@ -75,13 +76,15 @@ class TinygradMLP:
         )
         self.mse = workload.loss == "mse"
         self.rows = np.arange(len(data.X))
+        self.cross_entropy = tg.nn.functional.cross_entropy
 
     def step(self) -> float:
         a = mlp_forward(self.X, self.ps, self.hidden)
         if self.mse:
             loss = (0.5 * (a - self.Y) ** 2).sum(axis=1).mean()
         else:
-            loss = -(a.log_softmax(axis=1)[self.rows, self.Y]).mean()
+            # what a user writes, as the torch contender does: one fused node here too
+            loss = self.cross_entropy(a, self.Y)
         loss.backward()
         for p in self.ps:
             p.data -= LR * p.grad.data
@@ -175,6 +178,109 @@ class TorchChain:
 
     def params(self) -> list[np.ndarray]:
         return [self.x.detach().numpy()]
+
+
+# --- the small GPT (W7): tinygrad_bp and PyTorch eager, the same expressions -------------
+# Parameters by name (workloads.gpt_param_names); matrices in our (in, out) layout, which
+# the torch trainer transposes into its Linear layout (out, in) and back in params().
+
+
+class TinygradGPT:
+    def __init__(self, workload: GPT, params: list[np.ndarray], data: Data) -> None:
+        import tinygrad_bp as tg
+
+        self.F = tg.nn.functional
+        names = gpt_param_names(workload)
+        self.p = {n: tg.Tensor(a, requires_grad=True) for n, a in zip(names, params)}
+        self.X, self.Y = data.X, data.Y.reshape(-1)
+        self.w = workload
+        context = workload.context
+        self.future = np.triu(np.ones((context, context), dtype=bool), k=1)
+
+    def loss(self) -> Any:
+        F, p, w = self.F, self.p, self.w
+        B, T, E, H = len(self.X), w.context, w.width, w.heads
+        x = p["tok_emb"][self.X] + p["pos_emb"]
+        for i in range(w.layers):
+            b = f"blocks.{i}."
+            h = F.layer_norm(x, E, p[b + "ln1.weight"], p[b + "ln1.bias"])
+            qkv = F.linear(h, p[b + "qkv.weight"], p[b + "qkv.bias"])
+            q, k, v = qkv.reshape(B, T, 3, H, E // H).transpose(2, 0, 3, 1, 4)
+            scores = (q @ k.swapaxes(-1, -2)) * (1 / math.sqrt(E // H))
+            att = scores.masked_fill(self.future, -math.inf).softmax(axis=-1)
+            y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, E)
+            x = x + F.linear(y, p[b + "proj.weight"], p[b + "proj.bias"])
+            h = F.layer_norm(x, E, p[b + "ln2.weight"], p[b + "ln2.bias"])
+            h = F.gelu(F.linear(h, p[b + "fc.weight"], p[b + "fc.bias"]), "tanh")
+            x = x + F.linear(h, p[b + "out.weight"], p[b + "out.bias"])
+        h = F.layer_norm(x, E, p["ln.weight"], p["ln.bias"])
+        logits = h @ p["tok_emb"].T  # the head tied to the token embedding
+        return F.cross_entropy(logits.reshape(B * T, -1), self.Y)
+
+    def step(self) -> float:
+        loss = self.loss()
+        loss.backward()
+        for p in self.p.values():
+            p.data -= LR * p.grad.data
+            p.grad = None
+        return loss.item()
+
+    def params(self) -> list[np.ndarray]:
+        return [p.data for p in self.p.values()]
+
+
+class TorchGPT:
+    def __init__(self, workload: GPT, params: list[np.ndarray], data: Data) -> None:
+        self.torch = torch = _import_torch()
+        self.F = torch.nn.functional
+        names = gpt_param_names(workload)
+        # nn.Linear's layout: (out, in), the transpose of ours
+        self.linear = {n for n in names if n.endswith(".weight") and "ln" not in n}
+        self.p = {
+            n: torch.tensor(a.T if n in self.linear else a, requires_grad=True)
+            for n, a in zip(names, params)
+        }
+        self.X, self.Y = torch.tensor(data.X), torch.tensor(data.Y.reshape(-1))
+        self.w = workload
+        context = workload.context
+        self.future = torch.ones(context, context, dtype=torch.bool).triu(1)
+
+    def loss(self) -> Any:
+        F, p, w = self.F, self.p, self.w
+        B, T, E, H = len(self.X), w.context, w.width, w.heads
+        x = p["tok_emb"][self.X] + p["pos_emb"]
+        for i in range(w.layers):
+            b = f"blocks.{i}."
+            h = F.layer_norm(x, (E,), p[b + "ln1.weight"], p[b + "ln1.bias"])
+            qkv = F.linear(h, p[b + "qkv.weight"], p[b + "qkv.bias"])
+            q, k, v = qkv.reshape(B, T, 3, H, E // H).permute(2, 0, 3, 1, 4)
+            scores = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(E // H))
+            att = scores.masked_fill(self.future, -math.inf).softmax(dim=-1)
+            y = (att @ v).permute(0, 2, 1, 3).reshape(B, T, E)
+            x = x + F.linear(y, p[b + "proj.weight"], p[b + "proj.bias"])
+            h = F.layer_norm(x, (E,), p[b + "ln2.weight"], p[b + "ln2.bias"])
+            h = F.gelu(
+                F.linear(h, p[b + "fc.weight"], p[b + "fc.bias"]), approximate="tanh"
+            )
+            x = x + F.linear(h, p[b + "out.weight"], p[b + "out.bias"])
+        h = F.layer_norm(x, (E,), p["ln.weight"], p["ln.bias"])
+        logits = h @ p["tok_emb"].T
+        return F.cross_entropy(logits.reshape(B * T, -1), self.Y)
+
+    def step(self) -> float:
+        loss = self.loss()
+        loss.backward()
+        with self.torch.no_grad():
+            for p in self.p.values():
+                p -= LR * p.grad
+                p.grad = None
+        return loss.item()
+
+    def params(self) -> list[np.ndarray]:
+        return [
+            p.detach().numpy().T if n in self.linear else p.detach().numpy()
+            for n, p in self.p.items()
+        ]
 
 
 # --- MyGrad ----------------------------------------------------------------------------
@@ -301,17 +407,26 @@ class Contender:
     mlp: Callable[[MLP, list[np.ndarray], Data], Trainer]
     chain: Callable[[Chain, list[np.ndarray]], Trainer]
     deep: bool
+    gpt: Callable[[GPT, list[np.ndarray], Data], Trainer] | None = None
 
     def version(self) -> str | None:
         """The library's version, or None when it cannot be imported."""
         return package_version(self.module)
 
+    def runs(self, workload: MLP | Chain | GPT) -> bool:
+        """Whether this contender has a trainer for `workload` (W7 is eager vs eager)."""
+        return self.gpt is not None or not isinstance(workload, GPT)
+
     def build(
-        self, workload: MLP | Chain, params: list[np.ndarray], data: Data | None
+        self, workload: MLP | Chain | GPT, params: list[np.ndarray], data: Data | None
     ) -> Trainer:
         """A fresh trainer for `workload`, starting from copies of `params`."""
         if isinstance(workload, Chain):
             return self.chain(workload, params)
+        if isinstance(workload, GPT):
+            if self.gpt is None:
+                raise ValueError(f"{self.name} has no trainer for {workload.name}")
+            return self.gpt(workload, params, data)
         return self.mlp(workload, params, data)
 
 
@@ -319,10 +434,218 @@ CONTENDERS: dict[str, Contender] = {
     c.name: c
     for c in (
         Contender("numpy_manual", "numpy", ManualMLP, ManualChain, deep=False),
-        Contender("tinygrad_bp", "tinygrad_bp", TinygradMLP, TinygradChain, deep=True),
-        Contender("torch", "torch", TorchMLP, TorchChain, deep=True),
+        Contender(
+            "tinygrad_bp",
+            "tinygrad_bp",
+            TinygradMLP,
+            TinygradChain,
+            deep=True,
+            gpt=TinygradGPT,
+        ),
+        Contender("torch", "torch", TorchMLP, TorchChain, deep=True, gpt=TorchGPT),
         Contender("mygrad", "mygrad", MygradMLP, MygradChain, deep=False),
         Contender("autograd", "autograd", AutogradMLP, AutogradChain, deep=False),
     )
 }
 BASELINE = "numpy_manual"
+
+
+# --- compiled steps: tinygrad_bp.compile, jax.jit, torch.compile ------------------------
+# Each traces (or jits) the whole step once, when the trainer is built, on the starting
+# weights, then puts those weights back: the timed steps are the replayed program, the
+# equal-work check still sees the same trajectory, and `trace_s` records the capture.
+
+
+class TinygradCompiledMLP(TinygradMLP):
+    def __init__(self, workload: MLP, params: list[np.ndarray], data: Data) -> None:
+        import time
+
+        import tinygrad_bp as tg
+
+        super().__init__(workload, params, data)
+        self._compiled = tg.compile(self._step)
+        start = time.perf_counter()
+        self._compiled()
+        self.trace_s = time.perf_counter() - start
+        start = time.perf_counter()
+        self._compiled.source  # noqa: B018 (code generation, else at the first replay)
+        self.codegen_s = time.perf_counter() - start
+        for p, start_value in zip(self.ps, params):
+            p.data[...] = start_value
+            p.grad = None
+
+    def _step(self) -> Any:
+        # TinygradMLP.step without the .item() (a compiled step returns Tensors)
+        a = mlp_forward(self.X, self.ps, self.hidden)
+        if self.mse:
+            loss = (0.5 * (a - self.Y) ** 2).sum(axis=1).mean()
+        else:
+            loss = -(a.log_softmax(axis=1)[self.rows, self.Y]).mean()
+        loss.backward()
+        for p in self.ps:
+            p.data -= LR * p.grad.data
+            p.grad = None
+        return loss
+
+    def step(self) -> float:
+        return self._compiled().item()
+
+
+class TinygradCompiledChain(TinygradChain):
+    def __init__(self, workload: Chain, params: list[np.ndarray]) -> None:
+        import time
+
+        import tinygrad_bp as tg
+
+        super().__init__(workload, params)
+        self._compiled = tg.compile(self._step)
+        start = time.perf_counter()
+        self._compiled()
+        self.trace_s = time.perf_counter() - start
+        self.x.data[...] = params[0]
+        self.x.grad = None
+
+    def _step(self) -> Any:
+        loss = self.forward()
+        loss.backward()
+        self.x.data -= LR * self.x.grad.data
+        self.x.grad = None
+        return loss
+
+    def step(self) -> float:
+        return self._compiled().item()
+
+
+def _jax() -> Any:
+    import os
+
+    # The same thread count as NumPy's BLAS (as torch gets above), so XLA's own
+    # thread pool does not turn a library comparison into a thread-count one.
+    os.environ.setdefault(
+        "XLA_FLAGS",
+        "--xla_cpu_multi_thread_eigen=false "
+        f"intra_op_parallelism_threads={blas_threads()}",
+    )
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
+    return jax
+
+
+class JaxJitMLP:
+    def __init__(self, workload: MLP, params: list[np.ndarray], data: Data) -> None:
+        import time
+
+        jax = _jax()
+        jnp = jax.numpy
+        hidden = jnp.tanh if workload.activation == "tanh" else jax.nn.relu
+        X, Y = jnp.asarray(data.X), jnp.asarray(data.Y)
+        mse = workload.loss == "mse"
+
+        def loss_fn(ps: list) -> Any:
+            a = mlp_forward(X, ps, hidden)
+            if mse:
+                return (0.5 * (a - Y) ** 2).sum(axis=1).mean()
+            log_p = jax.nn.log_softmax(a, axis=1)
+            return -jnp.take_along_axis(log_p, Y[:, None], axis=1).mean()
+
+        def step(ps: list) -> Any:
+            loss, grads = jax.value_and_grad(loss_fn)(ps)
+            return loss, [p - LR * g for p, g in zip(ps, grads)]
+
+        self._step = jax.jit(step, donate_argnums=0)
+        self.ps = [jnp.asarray(p) for p in params]
+        start = time.perf_counter()
+        self._step.lower(self.ps).compile()
+        self.trace_s = time.perf_counter() - start
+
+    def step(self) -> float:
+        loss, self.ps = self._step(self.ps)
+        return float(loss)
+
+    def params(self) -> list[np.ndarray]:
+        return [np.asarray(p) for p in self.ps]
+
+
+class JaxJitChain:
+    def __init__(self, workload: Chain, params: list[np.ndarray]) -> None:
+        jax = _jax()
+        ops = workload.sequence()
+
+        def step(x: Any) -> Any:
+            loss, g = jax.value_and_grad(
+                lambda x: chain_forward(x, ops, jax.numpy.tanh).sum()
+            )(x)
+            return loss, x - LR * g
+
+        self._step = jax.jit(step)
+        self.x = jax.numpy.asarray(params[0])
+
+    def step(self) -> float:
+        loss, self.x = self._step(self.x)
+        return float(loss)
+
+    def params(self) -> list[np.ndarray]:
+        return [np.asarray(self.x)]
+
+
+class TorchCompiledMLP(TorchMLP):
+    """The forward and loss under torch.compile (AOTAutograd compiles the backward)."""
+
+    def __init__(self, workload: MLP, params: list[np.ndarray], data: Data) -> None:
+        super().__init__(workload, params, data)
+        torch = self.torch
+        hidden, X, Y, mse = self.hidden, self.X, self.Y, self.mse
+
+        def loss_fn(*ps: Any) -> Any:
+            a = mlp_forward(X, ps, hidden)
+            if mse:
+                return (0.5 * (a - Y) ** 2).sum(dim=1).mean()
+            return torch.nn.functional.cross_entropy(a, Y)
+
+        self._loss = torch.compile(loss_fn)
+
+    def step(self) -> float:
+        loss = self._loss(*self.ps)
+        loss.backward()
+        with self.torch.no_grad():
+            for p in self.ps:
+                p -= LR * p.grad
+                p.grad = None
+        return loss.item()
+
+
+class TorchCompiledChain(TorchChain):
+    def __init__(self, workload: Chain, params: list[np.ndarray]) -> None:
+        super().__init__(workload, params)
+        torch, ops = self.torch, self.ops
+        self._forward = torch.compile(lambda x: chain_forward(x, ops, torch.tanh).sum())
+
+    def forward(self) -> Any:
+        return self._forward(self.x)
+
+
+def _compiled_contenders() -> list[Contender]:
+    import os
+
+    found = [
+        Contender(
+            "tinygrad_bp_compiled",
+            "tinygrad_bp",
+            TinygradCompiledMLP,
+            TinygradCompiledChain,
+            deep=False,
+        ),
+        Contender("jax_jit", "jax", JaxJitMLP, JaxJitChain, deep=False),
+    ]
+    # torch.compile takes tens of seconds per trainer (and a C compiler): opt in.
+    if os.environ.get("BENCH_TORCH_COMPILE") == "1":
+        found.append(
+            Contender(
+                "torch_compile", "torch", TorchCompiledMLP, TorchCompiledChain, False
+            )
+        )
+    return found
+
+
+CONTENDERS.update({c.name: c for c in _compiled_contenders()})

@@ -36,6 +36,7 @@ from benchmarks import machine, memory
 from benchmarks.contenders import BASELINE, CONTENDERS, Contender, Trainer
 from benchmarks.workloads import (
     DEEP,
+    GPT,
     MLP,
     WORKLOADS,
     Chain,
@@ -54,7 +55,7 @@ PARAM_RTOL, PARAM_ATOL = 1e-4, 1e-6
 # The deep chains are checked on their first ops only: same code path, a fraction of
 # the time; depth itself is exercised by the timed runs.
 DEEP_CHECK_LENGTH = 1_000
-MEMORY_STEP_WORKLOADS = ("W3", "W4")
+MEMORY_STEP_WORKLOADS = ("W3", "W4", "W7")
 GROWTH_WORKLOAD = "W2"
 
 
@@ -80,6 +81,7 @@ PLANS: dict[str, dict[str, Plan]] = {
         "W5": Plan(2, 2, 20),
         "W6-100k": Plan(1, 1, 3),
         "W6-1M": Plan(1, 0, 2),
+        "W7": Plan(3, 2, 20),
     },
     "quick": {
         "W1": Plan(20, 1, 7),
@@ -88,6 +90,7 @@ PLANS: dict[str, dict[str, Plan]] = {
         "W4": Plan(1, 0, 3),
         "W5": Plan(1, 1, 7),
         "W6-100k": Plan(1, 0, 1),
+        "W7": Plan(2, 1, 7),
     },
     "smoke": {
         "W1": Plan(2, 0, 2),
@@ -96,6 +99,7 @@ PLANS: dict[str, dict[str, Plan]] = {
         "W4": Plan(1, 0, 1),
         "W5": Plan(1, 0, 2),
         "W6-100k": Plan(1, 0, 1),
+        "W7": Plan(1, 0, 1),
     },
 }
 GROWTH_STEPS = {"full": (100, 10_000), "quick": (100, 2_000), "smoke": (10, 50)}
@@ -241,9 +245,10 @@ def time_interleaved(
 
 
 def summarize(
-    workload: MLP | Chain, samples: dict[str, list[float]], plan: Plan
+    workload: MLP | Chain | GPT, samples: dict[str, list[float]], plan: Plan
 ) -> dict[str, Any]:
-    """Median per contender; median of the per-round ratios to the baseline.
+    """Median per contender; median of the per-round ratios to the baseline (and, as
+    `vs_torch`, to PyTorch eager where it ran).
 
     >>> w = WORKLOADS["W1"]
     >>> s = summarize(w, {"numpy_manual": [1.0, 2.0], "x": [3.0, 4.0]}, Plan(1, 0, 2))
@@ -251,12 +256,15 @@ def summarize(
     (3.5, 2.5)
     """
     base = samples.get(BASELINE)
+    torch = samples.get("torch")
     out = {}
     for name, times in samples.items():
         ratios = [t / b for t, b in zip(times, base)] if base else None
+        to_torch = [t / u for t, u in zip(times, torch)] if torch else None
         out[name] = {
             "median_s": statistics.median(times),
             "ratio": statistics.median(ratios) if ratios else None,
+            "vs_torch": statistics.median(to_torch) if to_torch else None,
             "us_per_op": statistics.median(times) / workload.length * 1e6
             if isinstance(workload, Chain)
             else None,
@@ -274,6 +282,7 @@ def bench_workload(
     data = None if isinstance(workload, Chain) else make_data(workload)
     if name in DEEP:
         contenders = [c for c in contenders if c.deep]
+    contenders = [c for c in contenders if c.runs(workload)]
     checked = workload
     if name in DEEP:
         checked = dataclasses.replace(workload, length=DEEP_CHECK_LENGTH)
@@ -296,7 +305,9 @@ def run_memory(
     for name in (w for w in workloads if w in MEMORY_STEP_WORKLOADS):
         log(f"{name}: peak RSS of one step, fresh process per contender")
         result["step"][name] = {
-            c.name: memory.measure("step", name, c.name) for c in contenders
+            c.name: memory.measure("step", name, c.name)
+            for c in contenders
+            if c.runs(WORKLOADS[name])
         }
     for name in (w for w in workloads if w in DEEP):
         log(f"{name}: graph memory per node, fresh process per contender")
@@ -374,6 +385,14 @@ def render(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {label} | {contender} | {fmt_time(t['median_s'])} | {ratio} | {per_op} |"
             )
+    for name in results["workloads"]:  # eager vs eager: the ratio that is the target
+        if isinstance(WORKLOADS[name], GPT):
+            for contender, t in results["benchmarks"][name]["timing"].items():
+                if contender != "torch" and t.get("vs_torch") is not None:
+                    lines.append(
+                        f"\n{name}: {contender} / torch eager = {t['vs_torch']:.2f}× "
+                        "(median of the per-round ratios)"
+                    )
     lines += render_memory(results["memory"])
     return "\n".join(lines) + "\n"
 
