@@ -301,3 +301,11 @@ def test_astype_to_an_integer_dtype_needs_no_grad():
 def test_max_min_of_an_empty_tensor_raise(reduce):
     with pytest.raises(ValueError, match=r"empty array of shape \(0,\)"):
         getattr(tg.zeros(0), reduce)()
+
+
+def test_float_and_int_of_a_one_element_tensor():
+    assert float(tg.tensor([2.5])) == 2.5
+    assert int(tg.tensor(3.7)) == 3
+    assert isinstance(float(tg.tensor(1)), float)
+    with pytest.raises(ValueError, match=r"one element, got shape \(2,\)"):
+        float(tg.ones(2))

@@ -320,6 +320,14 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self._data)
 
+    def __float__(self) -> float:
+        """`float(t)` of a one-element tensor, as `t.item()`: `float(loss)`."""
+        return float(self.item())
+
+    def __int__(self) -> int:
+        """`int(t)` of a one-element tensor, as `t.item()`."""
+        return int(self.item())
+
     def __iter__(self):
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
