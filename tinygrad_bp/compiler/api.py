@@ -11,9 +11,11 @@ branched on changed) is skipped; with none left the call traces a new program.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import gc
 import inspect
+import linecache
 import operator
 import os
 import re
@@ -112,22 +114,30 @@ class CompiledFunction:
                 f"compile: {self!r} was called while another compiled function is "
                 "being traced; call it outside, or compile only the outer function"
             )
-        if not kwargs and all(type(a) in _LEAVES for a in args):
-            leaves = list(args)  # the common call: Tensors and arrays only
-            key = (tuple([_leaf_spec(a) for a in args]), _State.enabled)
-        else:
+        if kwargs:
             leaves = []
             key = (_spec((args, kwargs), leaves), _State.enabled)
+        elif not args:  # a step that closes over everything it reads
+            leaves = []
+            key = ((), _State.enabled)
+        else:
+            leaves = list(args)
+            try:  # the common call: Tensors and arrays only
+                key = (tuple(map(_leaf_spec, leaves)), _State.enabled)
+            except _NotALeaf:
+                leaves = []
+                key = (_spec((args, kwargs), leaves), _State.enabled)
         found = self._cache.get(key, ())
-        for i, program in enumerate(found):
-            if program.matches(leaves):
-                try:
-                    result = program.run(leaves)
-                except GuardFailed:
-                    continue
-                if i:  # the variant that ran goes first next time
-                    found.insert(0, found.pop(i))
-                return result
+        for program in found:
+            try:
+                result = program.attempt(leaves)
+            except GuardFailed:
+                continue
+            if result is _MISSED:
+                continue
+            if program is not found[0]:  # the variant that ran goes first next time
+                found.insert(0, found.pop(found.index(program)))
+            return result
         if key in self._eager_keys:
             return _detached(self.fn(*args, **kwargs))
         if self.programs >= self.max_programs:
@@ -250,12 +260,23 @@ class _CompiledProgram:
         self.structure = structure
         self.n_results = n_results
         # specialised once, so a call does only attribute reads and comparisons
+        self._tensors, self._nones, self._others = _plan_checks(checks)
         self._readers = [_reader(location) for location in inputs]
-        self._checks = _checkers(checks)
         inputs_slots = set(graph.inputs)
+        # A `.grad` the checks found None and the program sets to None again (the
+        # step's `p.grad = None`) is still None: nothing to bind.
+        unchanged = {id(t) for t in self._nones}
         self._binders = [
-            _binder(kind, location, _shared(out, inputs_slots))
-            for (kind, location, _), out in zip(bindings, graph.outputs[n_results:])
+            (n_results + j, _binder(kind, location, _shared(out, inputs_slots)))
+            for j, ((kind, location, _), out) in enumerate(
+                zip(bindings, graph.outputs[n_results:])
+            )
+            if not (
+                kind == "grad"
+                and location.kind == "root"
+                and out is None
+                and id(location.owner) in unchanged
+            )
         ]
 
     @property
@@ -279,23 +300,85 @@ class _CompiledProgram:
             self.graph = None
         return self._program
 
-    def matches(self, leaves: list[Any]) -> bool:
-        """Whether this call meets every check the trace recorded."""
-        return all(check(leaves) for check in self._checks)
+    def attempt(self, leaves: list[Any]) -> Any:
+        """Run on this call if it meets every check, else return `_MISSED`; raises
+        GuardFailed when a guard inside the program fails.
 
-    def run(self, leaves: list[Any]) -> Any:
-        values = [read(leaves) for read in self._readers]
-        outputs = self.program.function(*values)
-        n = self.n_results
-        for bind, value in zip(self._binders, outputs[n:]):
-            bind(leaves, value)
-        if self.structure == "tensor":  # the common single result
-            return Tensor._wrap(np.array(outputs[0]))
-        results = iter([Tensor._wrap(np.array(r)) for r in outputs[:n]])
-        return _rebuild_results(self.structure, results)
+        The first call writes this as one straight-line function (see `_attempt`)
+        that shadows the method from then on."""
+        self.attempt = _attempt(self)  # type: ignore[method-assign]
+        return self.attempt(leaves)
 
 
+_MISSED = object()  # what `attempt` returns when a check fails
 _get_data = operator.attrgetter(_DATA_SLOT)
+
+
+def _attempt(compiled: _CompiledProgram) -> Callable[[list[Any]], Any]:
+    """A call of one program as straight-line Python: the checks of the Tensors'
+    arrays (whose reads then feed the program), of the `.grad`s that must be None,
+    the other checks, the program, the bindings, the fresh result Tensors. CPython
+    specialises the slot reads and global loads of such code, which loops over
+    tuples or maps of attrgetters do not get. The program itself is generated at
+    the first call whose checks pass."""
+    namespace: dict[str, Any] = {
+        "MISSED": _MISSED,
+        "wrap": Tensor._wrap,
+        "array": np.array,
+        "rebuild": _rebuild_results,
+        "structure": compiled.structure,
+    }
+
+    def first(*values: Any) -> tuple:
+        function = namespace["function"] = compiled.program.function
+        return function(*values)
+
+    namespace["function"] = first
+    lines = ["def attempt(leaves):"]
+    checked: dict[int, str] = {}
+    for k, (t, shape, dtype, requires_grad) in enumerate(compiled._tensors):
+        namespace.update({f"t{k}": t, f"s{k}": shape, f"d{k}": dtype})
+        namespace[f"r{k}"] = requires_grad
+        checked.setdefault(id(t), f"a{k}")
+        lines += [
+            f"    a{k} = t{k}.{_DATA_SLOT}",
+            f"    if (a{k}.shape != s{k} or (a{k}.dtype is not d{k} and a{k}.dtype "
+            f"!= d{k}) or t{k}._requires_grad is not r{k}):",
+            "        return MISSED",
+        ]
+    tests = []
+    for k, t in enumerate(compiled._nones):
+        namespace[f"n{k}"] = t
+        tests.append(f"n{k}.grad is not None")
+    for k, check in enumerate(compiled._others):
+        namespace[f"o{k}"] = check
+        tests.append(f"not o{k}(leaves)")
+    if tests:
+        lines += [f"    if {' or '.join(tests)}:", "        return MISSED"]
+    values = []
+    for j, (location, read) in enumerate(zip(compiled.inputs, compiled._readers)):
+        if location.kind == "root" and id(location.owner) in checked:
+            values.append(checked[id(location.owner)])  # the array just checked
+        else:
+            namespace[f"read{j}"] = read
+            values.append(f"read{j}(leaves)")
+    lines.append(f"    outputs = function({', '.join(values)})")
+    for j, (position, bind) in enumerate(compiled._binders):
+        namespace[f"bind{j}"] = bind
+        lines.append(f"    bind{j}(leaves, outputs[{position}])")
+    if compiled.structure == "tensor":  # the common single result
+        lines.append("    return wrap(array(outputs[0]))")
+    else:
+        lines.append(
+            "    return rebuild(structure, "
+            f"iter([wrap(array(r)) for r in outputs[:{compiled.n_results}]]))"
+        )
+    source = "\n".join(lines) + "\n"
+    filename = f"<tinygrad_bp.compile:{compiled.name}:call:{id(compiled):x}>"
+    code = builtins.compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(code, namespace)
+    return namespace["attempt"]
 
 
 def _reader(location: Location) -> Callable[[list[Any]], Any]:
@@ -319,36 +402,25 @@ def _reader(location: Location) -> Callable[[list[Any]], Any]:
     return location.read
 
 
-def _checkers(checks: list[tuple]) -> list[Callable[[list[Any]], bool]]:
-    """The checks as a few functions of the call's flat arguments: the shapes of the
-    parameters in one loop, the `.grad`s that must be None in another."""
-    tensors, nones, states, others = [], [], [], []
-    for kind, subject, expected in checks:
+def _plan_checks(checks: list[tuple]) -> tuple:
+    """The checks split for `_attempt`: (Tensor, shape, dtype, requires_grad) of the
+    Tensors checked; the Tensors whose `.grad` must be None; the rest as functions
+    of the call's flat arguments (optimizer state arrays in one loop, then each
+    other check)."""
+    tensors, nones, grads, states, others = [], [], [], [], []
+    for kind, subject, want in checks:
         if kind == "tensor" and subject.kind == "root":
-            tensors.append((subject.owner, *expected))
-        elif kind == "grad" and subject.kind == "root" and expected is None:
+            tensors.append((subject.owner, *want))
+        elif kind == "grad" and subject.kind == "root" and want is None:
             nones.append(subject.owner)
         elif kind == "state_array":
-            states.append((subject.owner, subject.index, subject.key, *expected))
+            states.append((subject.owner, subject.index, subject.key, *want))
         else:
-            others.append(functools.partial(_check, kind, subject, expected))
-    found: list[Callable[[list[Any]], bool]] = []
-    if tensors:
-
-        def shapes(leaves: list[Any]) -> bool:
-            for t, shape, dtype, requires_grad in tensors:
-                data = _get_data(t)
-                if (
-                    data.shape != shape
-                    or (data.dtype is not dtype and data.dtype != dtype)
-                    or t._requires_grad is not requires_grad
-                ):
-                    return False
-            return True
-
-        found.append(shapes)
-    if nones:
-        found.append(lambda leaves: all(_GRAD.__get__(t) is None for t in nones))
+            others.append(functools.partial(_check, kind, subject, want))
+    if any(getattr(type(t), "grad", None) is not _GRAD for t in nones):
+        # a subclass with a `grad` of its own: read the slot itself, as the trace did
+        grads, nones = nones, []
+        others.insert(0, lambda leaves: all(_GRAD.__get__(t) is None for t in grads))
     if states:
 
         def state_arrays(leaves: list[Any]) -> bool:
@@ -362,8 +434,8 @@ def _checkers(checks: list[tuple]) -> list[Callable[[list[Any]], bool]]:
                     return False
             return True
 
-        found.append(state_arrays)
-    return found + others
+        others.insert(1 if grads else 0, state_arrays)
+    return tensors, nones, others
 
 
 def _shared(out: Any, inputs: set[int]) -> bool:
@@ -467,14 +539,18 @@ def _spec(value: Any, leaves: list[Any]) -> Any:
     )
 
 
-_LEAVES = {Tensor, np.ndarray}
+class _NotALeaf(Exception):
+    """An argument other than a Tensor or an array: the call takes `_spec`."""
 
 
 def _leaf_spec(value: Any) -> tuple:
-    if type(value) is np.ndarray:
+    kind = type(value)
+    if kind is np.ndarray:
         return (value.shape, value.dtype.str)
-    data = _get_data(value)
-    return (data.shape, data.dtype.str, value._requires_grad)
+    if kind is Tensor:
+        data = _get_data(value)
+        return (data.shape, data.dtype.str, value._requires_grad)
+    raise _NotALeaf
 
 
 def _rebuild(
