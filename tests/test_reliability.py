@@ -198,6 +198,30 @@ def test_in_place_write_to_a_saved_intermediate_is_refused():
     np.testing.assert_allclose(x.grad.data, np.exp([1.0, 2.0]) * [3, 4], rtol=1e-6)
 
 
+VIEWS_OF_A_LEAF = {
+    "T": lambda w: w.T,
+    "reshape": lambda w: w.reshape(4, 1),
+    "getitem": lambda w: w[0],
+    "expand": lambda w: w.expand(3, 2, 2),
+    "flip": lambda w: w.flip(0),
+    "windows": lambda w: w.windows(1),
+}
+
+
+@pytest.mark.parametrize("view", VIEWS_OF_A_LEAF.values(), ids=VIEWS_OF_A_LEAF.keys())
+def test_a_leaf_read_through_a_view_is_locked_too(view):
+    # The view's node reads no values, but later nodes read the view, which shows
+    # any write into the leaf: an optimizer step before backward must be refused.
+    w = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x = tg.tensor(2.0, requires_grad=True)
+    y = (view(w) * x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        w.data[...] = 0
+    y.backward()
+    assert x.grad.item() == float(view(w).sum())  # from the unchanged values
+    assert w.data.sum() == 10.0
+
+
 def test_replacing_an_intermediate_data_is_refused_at_backward():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     w = tg.tensor([3.0, 4.0], requires_grad=True)

@@ -51,9 +51,12 @@ class Function(abc.ABC):
         "needs_input_grad",
         "saved_leaves",
     )
-    # Whether `backward` reads the values of the inputs (Mul does; Add, Sum and the
-    # shape ops read at most shapes): only then are the arrays of leaf inputs kept
-    # read-only while the node lives (SavedLeaves). True unless an op says otherwise.
+    # Whether the node depends on its inputs' values after forward: its `backward`
+    # reads them (Mul does) or its output is a view of them (reshape, transpose,
+    # getitem: a write into the input would show through the output that later nodes
+    # read). Only then are the arrays of leaf inputs kept read-only while the node
+    # lives (SavedLeaves). True unless an op says otherwise (Add, Sum: new arrays,
+    # and a backward that reads at most shapes).
     reads_inputs: bool = True
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]

@@ -775,7 +775,6 @@ class CrossEntropy(Function):
 class Reshape(Function):
     """y = x reshaped; dx = dy reshaped back"""
 
-    reads_inputs = False
 
     def forward(self, x, shape):
         return x.reshape(shape)
@@ -789,7 +788,6 @@ class Reshape(Function):
 class Transpose(Function):
     """y = x with axes permuted; dx = dy with the inverse permutation"""
 
-    reads_inputs = False
 
     def forward(self, x, axes=None):
         out = np.transpose(x, axes)  # validates axes
@@ -808,7 +806,6 @@ class Transpose(Function):
 class Expand(Function):
     """y = x broadcast to shape; dx = dy summed back (by the engine's sum_to)"""
 
-    reads_inputs = False
 
     def forward(self, x, shape):
         return np.broadcast_to(x, shape)
@@ -833,7 +830,6 @@ def sum_to_shape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class SumTo(Function):
     """y = x summed to a shape it broadcasts from; dx = dy broadcast back"""
 
-    reads_inputs = False
 
     def forward(self, x, shape):
         return sum_to_shape(x, shape)
@@ -854,7 +850,6 @@ def _is_basic(index) -> bool:
 class GetItem(Function):
     """y = x[index]; dx = zeros with dy added at index (repeated indices accumulate)"""
 
-    reads_inputs = False
 
     def forward(self, x, index):
         self.index = index
@@ -948,7 +943,6 @@ class Windows(Function):
     """y[..., i, j, p, q] = x[..., i*s + p, j*s + q]: the kh×kw sliding windows over the
     last two axes (a view, no copy); dx = the windows folded back, overlaps summed"""
 
-    reads_inputs = False
 
     def forward(self, x, kernel_size, stride):
         self.kernel_size, self.stride = kernel_size, stride
@@ -1095,7 +1089,6 @@ class Cumsum(Function):
 class Flip(Function):
     """y = x reversed along axes; dx = dy reversed along the same axes"""
 
-    reads_inputs = False
 
     def forward(self, x, axes):
         self.axes = axes
