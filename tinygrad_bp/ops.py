@@ -775,7 +775,6 @@ class CrossEntropy(Function):
 class Reshape(Function):
     """y = x reshaped; dx = dy reshaped back"""
 
-
     def forward(self, x, shape):
         return x.reshape(shape)
 
@@ -787,7 +786,6 @@ class Reshape(Function):
 
 class Transpose(Function):
     """y = x with axes permuted; dx = dy with the inverse permutation"""
-
 
     def forward(self, x, axes=None):
         out = np.transpose(x, axes)  # validates axes
@@ -805,7 +803,6 @@ class Transpose(Function):
 
 class Expand(Function):
     """y = x broadcast to shape; dx = dy summed back (by the engine's sum_to)"""
-
 
     def forward(self, x, shape):
         return np.broadcast_to(x, shape)
@@ -830,7 +827,6 @@ def sum_to_shape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class SumTo(Function):
     """y = x summed to a shape it broadcasts from; dx = dy broadcast back"""
 
-
     def forward(self, x, shape):
         return sum_to_shape(x, shape)
 
@@ -849,7 +845,6 @@ def _is_basic(index) -> bool:
 
 class GetItem(Function):
     """y = x[index]; dx = zeros with dy added at index (repeated indices accumulate)"""
-
 
     def forward(self, x, index):
         self.index = index
@@ -942,7 +937,6 @@ class Pad(Function):
 class Windows(Function):
     """y[..., i, j, p, q] = x[..., i*s + p, j*s + q]: the kh×kw sliding windows over the
     last two axes (a view, no copy); dx = the windows folded back, overlaps summed"""
-
 
     def forward(self, x, kernel_size, stride):
         self.kernel_size, self.stride = kernel_size, stride
@@ -1088,7 +1082,6 @@ class Cumsum(Function):
 
 class Flip(Function):
     """y = x reversed along axes; dx = dy reversed along the same axes"""
-
 
     def forward(self, x, axes):
         self.axes = axes

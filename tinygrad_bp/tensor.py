@@ -111,14 +111,9 @@ class Tensor:
         return t
 
     def _recorded(self) -> bool:
-        """Whether an op on this tensor now would be recorded in the graph."""
+        """Whether an op on this tensor now would be recorded in the graph (if not,
+        an op that changes nothing returns `detach()`: a new Tensor, same array)."""
         return _State.enabled and self._requires_grad
-
-    def _alias(self) -> Tensor:
-        """A new Tensor on the same array, outside the graph: what an op that changes
-        nothing returns when there is nothing to record (under no_grad, say), without
-        the cost of running it."""
-        return Tensor._wrap(self.data)
 
     @staticmethod
     def _apply(op: type[Function], *args: Any, **params: Any) -> Tensor:
@@ -370,7 +365,7 @@ class Tensor:
         if dtype == self.dtype:
             # as torch's .to(), the same tensor; under no_grad (as every op there)
             # a new one that does not require grad
-            return self if _State.enabled else self._alias()
+            return self if _State.enabled else self.detach()
         if self._requires_grad:
             _check_grad_dtype(dtype)
         return self._apply(ops.Cast, self, dtype=dtype)
@@ -464,7 +459,7 @@ class Tensor:
 
     def __pos__(self) -> Tensor:
         # as torch.positive, the same tensor; under no_grad a new one without grad
-        return self if _State.enabled else self._alias()
+        return self if _State.enabled else self.detach()
 
     # ------------------------------------------------- comparisons (no gradient)
     def _compare(self, compare: Callable, other: Any) -> Tensor:
@@ -946,7 +941,7 @@ class Tensor:
         """
         shape = _shape_arg(shape)
         if shape == self.shape and not self._recorded():
-            return self._alias()
+            return self.detach()
         return self._apply(ops.Reshape, self, shape=shape)
 
     def transpose(self, *axes: Any) -> Tensor:
@@ -1003,7 +998,7 @@ class Tensor:
                 old if new == -1 else new for new, old in zip(shape[lead:], self.shape)
             )
         if shape == self.shape and not self._recorded():
-            return self._alias()
+            return self.detach()
         return self._apply(ops.Expand, self, shape=shape)
 
     def sum_to(self, shape: Shape) -> Tensor:
